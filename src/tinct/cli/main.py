@@ -1,0 +1,181 @@
+"""``tinct`` command line: argument parsing only; every command calls a function of :mod:`tinct.engine`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from tinct.core.exceptions import TinctError
+
+__all__ = ["main", "build_parser"]
+
+EPILOG = """examples:
+  tinct quickstart
+  tinct train configs/illuminant/mondrian_small_cnn.yaml --set optim.lr=3e-4 --set trainer.max_epochs=20
+  tinct train configs/illuminant/mondrian_small_cnn.yaml --accelerator gpu --devices 4 --strategy ddp
+  tinct train --resume runs/mondrian-20261123-101500 --set trainer.max_epochs=40
+  tinct evaluate runs/mondrian-20261123-101500 --data path/to/folder
+  tinct predict runs/mondrian-20261123-101500 image1.png folder/
+"""
+
+
+def _add_trainer_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("hardware (passed to Lightning; override the config's trainer section)")
+    g.add_argument("--accelerator", help="cpu | gpu | cuda | mps | auto")
+    g.add_argument("--devices", help="number of devices, a list like 0,1, or 'auto'")
+    g.add_argument("--num-nodes", type=int, help="number of nodes (multi-node DDP)")
+    g.add_argument("--strategy", help="auto | ddp | ddp_spawn | fsdp ...")
+
+
+def _devices(value: str | None) -> int | str | list[int] | None:
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    if "," in value:
+        return [int(v) for v in value.split(",") if v]
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tinct import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tinct",
+        description="Learning colour from images: colour science, colour constancy, colorization, patch colour.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tinct {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    q = sub.add_parser("quickstart", help="check the colour core and train a tiny model end to end (CPU, ~1 min)")
+    q.add_argument("--out", default="runs", help="folder for the quickstart run directory (default: runs)")
+    q.add_argument("--epochs", type=int, default=4, help="training epochs of the tiny run (default: 4)")
+
+    t = sub.add_parser("train", help="train from a YAML config (or resume a run)")
+    t.add_argument("config", nargs="?", help="experiment YAML file")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.backbone=mobilenet_v2 (repeatable)")
+    t.add_argument("--run-dir", help="run directory (default: <output_dir>/<name>-<timestamp>)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    _add_trainer_flags(t)
+
+    e = sub.add_parser("evaluate", help="test a trained run on its test split or on a data folder")
+    e.add_argument("run_dir")
+    e.add_argument("--data", help="folder to evaluate on (the task's folder layout)")
+    e.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    e.add_argument("--accelerator", default="cpu")
+    e.add_argument("--out", help="write the metrics JSON here (default: inside the run directory)")
+
+    p = sub.add_parser("predict", help="run a trained model on image files or folders")
+    p.add_argument("run_dir")
+    p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--out", help="output folder (default: RUN_DIR/predictions)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+
+    c = sub.add_parser("config", help="validate a config and print it fully resolved")
+    c.add_argument("config")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    sub.add_parser("info", help="versions and the registered tasks and backbones")
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tinct.engine.config import load_config, parse_overrides
+    from tinct.engine.run_dir import RunDir
+    from tinct.engine.train import train
+
+    hw = {"accelerator": args.accelerator, "devices": _devices(args.devices), "num_nodes": args.num_nodes,
+          "strategy": args.strategy}
+    if args.resume:
+        if args.config:
+            raise TinctError("give either CONFIG or --resume RUN_DIR, not both (a resumed run keeps its config)")
+        cfg = RunDir(args.resume).config(parse_overrides(args.overrides))
+        train(cfg, run_dir=args.resume, resume=True, **hw)
+        return 0
+    if not args.config:
+        raise TinctError("tinct train needs a CONFIG file (or --resume RUN_DIR)")
+    cfg = load_config(args.config, args.overrides)
+    train(cfg, run_dir=args.run_dir, **hw)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tinct.engine.evaluate import evaluate
+
+    metrics = evaluate(args.run_dir, args.data, checkpoint=args.checkpoint, accelerator=args.accelerator, out=args.out)
+    _print_table("evaluation: " + (args.data or "test split"), metrics)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from tinct.engine.evaluate import predict
+
+    rows = predict(args.run_dir, args.inputs, args.out, checkpoint=args.checkpoint)
+    for row in rows:
+        print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    failed = sum("error" in r for r in rows)
+    print(f"tinct: {len(rows) - failed} predicted, {failed} failed", file=sys.stderr)
+    return 1 if failed and failed == len(rows) else 0
+
+
+def _print_table(title: str, metrics: dict[str, float]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    Console().print(table)
+
+
+def _cmd_info(_: argparse.Namespace) -> int:
+    from tinct.engine.run_dir import environment_info
+    from tinct.models import BACKBONES
+    from tinct.tasks import TASKS
+
+    info = environment_info()
+    print(json.dumps({"versions": info["versions"], "python": info["python"], "cuda": info["cuda"],
+                      "tasks": TASKS.names(), "backbones": BACKBONES.names()}, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "quickstart":
+            from tinct.engine.quickstart import quickstart
+
+            quickstart(args.out, epochs=args.epochs)
+            return 0
+        if args.command == "train":
+            return _cmd_train(args)
+        if args.command == "evaluate":
+            return _cmd_evaluate(args)
+        if args.command == "predict":
+            return _cmd_predict(args)
+        if args.command == "config":
+            import yaml
+
+            from tinct.engine.config import load_config
+
+            print(yaml.safe_dump(load_config(args.config, args.overrides).model_dump(mode="json"), sort_keys=False))
+            return 0
+        return _cmd_info(args)
+    except TinctError as err:
+        print(f"tinct {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tinct {args.command}: interrupted; finished epochs are kept (resume with --resume RUN_DIR)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The generic folder layout for illuminant estimation: linear images plus ``gt.csv``.
+
+```
+DIR/
+  gt.csv          # columns image,r,g,b  (ground-truth illuminant in camera RGB, any scale)
+  <image files>   # 16-bit PNG/TIFF or .npy float H x W x 3 linear camera RGB
+```
+
+Black level and saturation are configurable (defaults: 0 and the file type's maximum; 1.0 for float
+arrays). Images are reduced to ``size x size`` thumbnails by area averaging over usable pixels only, so
+saturated and below-black pixels never leak into the input.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from tinct.core.exceptions import DataError
+from tinct.data.io import read_image
+
+__all__ = ["IlluminantFolder", "read_ground_truth", "load_linear", "thumbnail"]
+
+
+def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read and validate ``root/gt.csv`` (columns ``image, r, g, b``; finite, positive, files exist)."""
+    path = Path(root) / "gt.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: ground-truth file not found (expected columns image,r,g,b)")
+    try:
+        df = pd.read_csv(path)
+    except Exception as err:
+        raise DataError(f"{path}: cannot parse as CSV ({err})") from err
+    missing = [c for c in ("image", "r", "g", "b") if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
+    if df.empty:
+        raise DataError(f"{path}: no rows")
+    rgb = df[["r", "g", "b"]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(rgb).all(axis=1) | (rgb <= 0).any(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: row {row + 2} ({df['image'].iloc[row]}): illuminant must be finite and positive, got {rgb[row].tolist()}")
+    for name in df["image"]:
+        if not (Path(root) / str(name)).is_file():
+            raise DataError(f"{path}: image {name!r} listed but not found in {root}")
+    return df.assign(r=rgb[:, 0], g=rgb[:, 1], b=rgb[:, 2])
+
+
+def load_linear(path: str | os.PathLike[str], black: float = 0.0, saturation: float | None = None) -> tuple[Tensor, Tensor]:
+    """Read a linear raw image and return ``(linear (3, H, W) float32 in [0, 1], unusable mask (1, H, W))``."""
+    from tinct.color.raw import normalize_raw
+
+    raw = read_image(path)
+    if not raw.linear:
+        raise DataError(f"{path}: an 8-bit / JPEG file is display-encoded, not linear camera RGB")
+    arr = raw.array
+    x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)).astype(np.float32))
+    sat = raw.white_level if saturation is None else saturation
+    return normalize_raw(x, black=black, saturation=sat)
+
+
+def thumbnail(image: Tensor, mask: Tensor, size: int) -> Tensor:
+    """Area-average ``image`` to ``size x size`` over usable pixels (``mask`` True = unusable)."""
+    valid = (~mask).to(image.dtype)
+    num = F.adaptive_avg_pool2d((image * valid).unsqueeze(0), size)
+    den = F.adaptive_avg_pool2d(valid.unsqueeze(0), size)
+    return (num / den.clamp_min(1e-6)).squeeze(0)
+
+
+class IlluminantFolder(Dataset[dict[str, Tensor]]):
+    """Images of a folder in the generic layout, as ``{"image", "illuminant", "mask"}`` thumbnails.
+
+    Images are decoded once and cached as thumbnails (a few KB each), so epochs after the first are fast.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        size: int = 64,
+        black: float = 0.0,
+        saturation: float | None = None,
+        indices: list[int] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.gt = read_ground_truth(self.root)
+        self.indices = list(range(len(self.gt))) if indices is None else list(indices)
+        self.size, self.black, self.saturation = size, black, saturation
+        self._cache: dict[int, dict[str, Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        j = self.indices[i]
+        if j not in self._cache:
+            row = self.gt.iloc[j]
+            image, mask = load_linear(self.root / str(row["image"]), self.black, self.saturation)
+            thumb = thumbnail(image, mask, self.size)
+            illum = torch.tensor([row["r"], row["g"], row["b"]], dtype=torch.float32)
+            self._cache[j] = {
+                "image": thumb,
+                "illuminant": illum / illum.norm(),
+                "mask": torch.zeros(1, self.size, self.size, dtype=torch.bool),
+            }
+        return self._cache[j]

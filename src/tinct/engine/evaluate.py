@@ -1,0 +1,110 @@
+"""``evaluate(run_dir, data=...)`` and ``predict(run_dir, inputs)``: the functions behind the CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from tinct.core.exceptions import DataError, RunDirError
+from tinct.data.io import IMAGE_SUFFIXES
+from tinct.engine.io import atomic_write_json, atomic_write_text
+from tinct.engine.run_dir import RunDir
+
+__all__ = ["load_task", "evaluate", "predict", "expand_inputs"]
+
+
+def load_task(run_dir: str | os.PathLike[str], checkpoint: str = "best", overrides: dict[str, Any] | None = None) -> Any:
+    """Rebuild a run's task from its ``config.yaml`` and load its ``best`` (or ``last``) weights safely."""
+    from tinct.tasks import TASKS
+
+    run = RunDir(run_dir)
+    cfg = run.config(overrides)
+    task = TASKS.get(cfg.task)(cfg)
+    path = run.checkpoint(checkpoint)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise RunDirError(f"{path}: cannot load checkpoint ({err})") from err
+    task.load_state_dict(state["state_dict"])
+    task.eval()
+    return task
+
+
+def evaluate(
+    run_dir: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None = None,
+    *,
+    checkpoint: str = "best",
+    accelerator: str = "cpu",
+    devices: int | str = 1,
+    out: str | os.PathLike[str] | None = None,
+) -> dict[str, float]:
+    """Test a trained run on its own test split, or on every image of the folder ``data``.
+
+    Writes ``evaluation.json`` (or ``evaluation-<folder>.json``) into the run directory, or to ``out``.
+    """
+    from tinct.engine.train import build_trainer
+
+    task = load_task(run_dir, checkpoint)
+    if data is not None:
+        if not Path(data).is_dir():
+            raise DataError(f"{data}: evaluation data folder not found")
+        task.cfg = task.with_data(data)
+    trainer = build_trainer(task.cfg, None, [], accelerator=accelerator, devices=devices)
+    results = trainer.test(task, datamodule=task.build_datamodule(), verbose=False)
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    target = Path(out) if out else Path(run_dir) / ("evaluation.json" if data is None else f"evaluation-{Path(data).name}.json")
+    atomic_write_json(target, {"run_dir": str(run_dir), "data": str(data) if data else "test split", **metrics})
+    return metrics
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files as given, folders expanded recursively to their image files (sorted)."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise DataError(f"{p}: no such file or folder")
+    return paths
+
+
+def predict(
+    run_dir: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    checkpoint: str = "best",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run a trained task on image files; write ``predictions.csv`` (and the task's outputs) to ``out_dir``.
+
+    A file that cannot be read is reported by name and recorded with its error; the others still run.
+    """
+    from rich.progress import track
+
+    task = load_task(run_dir, checkpoint)
+    out = Path(out_dir) if out_dir else Path(run_dir) / "predictions"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = expand_inputs(inputs)
+    if not paths:
+        raise DataError(f"no image files among {', '.join(map(str, inputs))} (supported: {', '.join(IMAGE_SUFFIXES)})")
+    rows: list[dict[str, Any]] = []
+    iterator = track(paths, description="predicting", disable=not progress or not sys.stderr.isatty())
+    for path in iterator:
+        try:
+            rows += task.predict_files([path], out)
+        except DataError as err:
+            print(f"tinct: skipped {err}", file=sys.stderr)
+            rows.append({"image": str(path), "error": str(err)})
+        atomic_write_text(out / "predictions.csv", pd.DataFrame(rows).to_csv(index=False))
+    return rows

@@ -1,0 +1,186 @@
+"""``train(cfg) -> metrics``: the plain function behind ``tinct train`` (tests call it directly)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+
+from tinct.core.exceptions import RunDirError
+from tinct.engine.callbacks import AtomicCheckpointIO, EpochMetricsWriter, pick_progress_bar
+from tinct.engine.config import ExperimentConfig
+from tinct.engine.io import atomic_write_json
+from tinct.engine.plots import plot_learning_curves
+from tinct.engine.run_dir import RunDir, new_run_path
+
+__all__ = ["train", "build_trainer", "resolve_run_dir"]
+
+
+def resolve_run_dir(cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None) -> Path:
+    """Pick the run directory so that every process of a distributed run agrees on it.
+
+    Order: the explicit ``run_dir``; ``$TINCT_RUN_DIR`` (set by rank 0 before Lightning spawns its DDP
+    workers, which re-run the same command); under an external launcher (torchrun, SLURM) a name derived
+    from the job id; otherwise ``<output_dir>/<name>-<timestamp>``.
+    """
+    if run_dir is not None:
+        path = Path(run_dir)
+    elif os.environ.get("TINCT_RUN_DIR"):
+        path = Path(os.environ["TINCT_RUN_DIR"])
+    elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
+        if not job or job == "none":
+            raise RunDirError(
+                "launched with several processes but no shared run directory: pass --run-dir DIR "
+                "(the same on every rank) or launch with torchrun --rdzv-id / under SLURM"
+            )
+        path = Path(cfg.output_dir) / f"{cfg.name}-job{job}"
+    else:
+        path = new_run_path(cfg)
+    os.environ["TINCT_RUN_DIR"] = str(path)
+    return path
+
+
+def build_trainer(cfg: ExperimentConfig, run: RunDir | None, callbacks: list[L.Callback], **overrides: Any) -> L.Trainer:
+    """A Lightning ``Trainer`` from ``cfg.trainer``; non-None ``overrides`` (accelerator, devices ...) win."""
+    t = cfg.trainer.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    progress = [] if run is None else pick_progress_bar(t.progress)
+    uses_bar = any(type(c).__name__.endswith("ProgressBar") for c in progress)
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,  # type: ignore[arg-type]
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        log_every_n_steps=t.log_every_n_steps,
+        deterministic=t.deterministic,
+        logger=False,
+        callbacks=callbacks + progress,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(run.path) if run else None,
+        enable_progress_bar=uses_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def _finite(d: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out[k] = f
+    return out
+
+
+def train(
+    cfg: ExperimentConfig,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    accelerator: str | None = None,
+    devices: int | str | list[int] | None = None,
+    num_nodes: int | None = None,
+    strategy: str | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Train ``cfg``'s task, test the best checkpoint, and return the final metrics.
+
+    Args:
+        cfg: a validated experiment config (see :func:`tinct.engine.config.load_config`).
+        run_dir: where to write the run (default ``<output_dir>/<name>-<timestamp>``).
+        resume: continue the run in ``run_dir`` from its ``last.ckpt`` (epochs, optimiser and scheduler
+            state, metrics history). Raise ``trainer.max_epochs`` to train a finished run further.
+        accelerator, devices, num_nodes, strategy: override ``cfg.trainer`` (Lightning's meaning).
+        verbose: print the one-line summary at the end.
+
+    Returns:
+        Flat metrics: ``val/<metric>`` at the best epoch, ``test/<metric>`` of the best checkpoint, plus
+        ``best_epoch``, ``epochs``, ``train_time_s`` and ``run_dir``. Also written to ``metrics.json``.
+    """
+    from tinct.tasks import TASKS
+
+    if resume and run_dir is None:
+        raise RunDirError("resume=True needs the run_dir to resume")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run = RunDir(resolve_run_dir(cfg, run_dir))
+    last_ckpt = run.checkpoints / "last.ckpt"
+    if resume and not last_ckpt.is_file():
+        raise RunDirError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
+    if rank_zero_only.rank == 0:
+        run.create(cfg)
+
+    task = TASKS.get(cfg.task)(cfg)
+    datamodule = task.build_datamodule()
+    ckpt_cb = ModelCheckpoint(
+        dirpath=run.checkpoints,
+        filename="best",
+        monitor=task.monitor,
+        mode=task.monitor_mode,
+        save_last=True,
+        save_top_k=1,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    writer = EpochMetricsWriter(run.metrics_csv)
+    trainer = build_trainer(
+        cfg, run, [ckpt_cb, writer], accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy
+    )
+    t0 = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last_ckpt) if resume else None, weights_only=True)
+    train_time = time.perf_counter() - t0
+
+    best = ckpt_cb.best_model_path or str(last_ckpt)
+    test_results = trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
+    metrics: dict[str, Any] = {}
+    best_epoch = None
+    if writer.rows:
+        rows = [r for r in writer.rows if task.monitor in r]
+        if rows:
+            pick = min if task.monitor_mode == "min" else max
+            best_row = pick(rows, key=lambda r: r[task.monitor])
+            best_epoch = int(best_row["epoch"])
+            metrics.update({k: v for k, v in best_row.items() if k.startswith("val/")})
+    metrics.update(_finite(test_results[0] if test_results else {}))
+    metrics.update(
+        {
+            "best_epoch": best_epoch,
+            "epochs": trainer.current_epoch,
+            "train_time_s": round(train_time, 2),
+            "run_dir": str(run.path),
+            "best_checkpoint": str(Path(best).name),
+        }
+    )
+    if trainer.is_global_zero:
+        atomic_write_json(run.metrics_json, metrics)
+        plot_learning_curves(run.metrics_csv, run.figures / "learning_curves.png", title=f"{cfg.task}: {cfg.name}")
+        if verbose:
+            print(summary_line(cfg, task.monitor, metrics), flush=True)
+    return metrics
+
+
+def summary_line(cfg: ExperimentConfig, monitor: str, m: dict[str, Any]) -> str:
+    test_key = "test/" + monitor.split("/", 1)[1]
+    parts = [f"tinct {cfg.task}/{cfg.name}: {m['epochs']} epochs in {m['train_time_s']:.1f} s"]
+    if monitor in m:
+        parts.append(f"best {monitor} {m[monitor]:.4g} (epoch {m['best_epoch'] + 1})")
+    if test_key in m:
+        parts.append(f"{test_key} {m[test_key]:.4g}")
+    parts.append(f"-> {m['run_dir']}")
+    return " | ".join(parts)

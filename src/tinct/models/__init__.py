@@ -1,0 +1,6 @@
+"""Backbones (torchvision adapters and CPU-sized CNNs) and heads, registered by name."""
+
+from tinct.models.backbones import BACKBONES, Backbone, SmallCNN, create_backbone, load_weights
+from tinct.models.heads import PooledRegressionHead
+
+__all__ = ["BACKBONES", "Backbone", "SmallCNN", "create_backbone", "load_weights", "PooledRegressionHead"]

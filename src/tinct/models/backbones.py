@@ -1,0 +1,195 @@
+"""Image backbones behind one interface, registered by name.
+
+Every backbone is an ``nn.Module`` with ``forward_features(x) -> (B, C, h, w)`` and an attribute
+``num_features = C`` (timm's split of features and head), so heads can be swapped and features probed.
+torchvision architectures are built with random initialisation; ImageNet (or any) weights are loaded only
+from a local file the user names (:func:`load_weights`): tinct never downloads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from tinct.core.exceptions import DataError
+from tinct.core.registry import Registry
+
+__all__ = ["BACKBONES", "Backbone", "create_backbone", "load_weights", "SmallCNN"]
+
+BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone")
+
+
+class Backbone(nn.Module):
+    """A feature extractor: ``forward_features(x)`` returns a ``(B, num_features, h, w)`` map."""
+
+    num_features: int
+
+    def __init__(self, features: nn.Module, num_features: int) -> None:
+        super().__init__()
+        self.features = features
+        self.num_features = num_features
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.features(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_features(x)
+
+
+class SmallCNN(Backbone):
+    """A small VGG-style CNN that trains in minutes on a CPU: ``depth`` blocks of conv-BN-ReLU, stride 2.
+
+    Args:
+        in_channels: input channels.
+        width: channels of the first block; doubled every block up to ``8 * width``.
+        depth: number of stride-2 blocks (the map shrinks by ``2 ** depth``).
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 16, depth: int = 4) -> None:
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for i in range(depth):
+            c_out = width * min(2**i, 8)
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+            c_in = c_out
+        super().__init__(nn.Sequential(*layers), c_in)
+
+
+def _replace_first_conv(features: nn.Module, in_channels: int) -> None:
+    """Swap the first ``Conv2d`` for one with ``in_channels`` inputs (e.g. 2-channel log-chroma input)."""
+    for name, module in features.named_modules():
+        if isinstance(module, nn.Conv2d):
+            new = nn.Conv2d(
+                in_channels,
+                module.out_channels,
+                module.kernel_size,  # type: ignore[arg-type]
+                module.stride,  # type: ignore[arg-type]
+                module.padding,  # type: ignore[arg-type]
+                bias=module.bias is not None,
+            )
+            parent = features
+            *path, last = name.split(".")
+            for p in path:
+                parent = getattr(parent, p)
+            setattr(parent, last, new)
+            return
+    raise ValueError("backbone has no Conv2d layer to adapt")
+
+
+def _torchvision_backbone(
+    builder: Callable[..., nn.Module], num_features: int, in_channels: int, strip: Callable[[nn.Module], nn.Module]
+) -> Backbone:
+    features = strip(builder(weights=None))
+    if in_channels != 3:
+        _replace_first_conv(features, in_channels)
+    return Backbone(features, num_features)
+
+
+@BACKBONES.register("small_cnn")
+def small_cnn(in_channels: int = 3, width: int = 16, depth: int = 4) -> Backbone:
+    """:class:`SmallCNN`, the CPU default."""
+    return SmallCNN(in_channels, width, depth)
+
+
+@BACKBONES.register("mobilenet_v2")
+def mobilenet_v2(in_channels: int = 3, **_: object) -> Backbone:
+    """torchvision MobileNetV2 feature stack (1280 channels, stride 32)."""
+    from torchvision.models import mobilenet_v2 as tv
+
+    return _torchvision_backbone(tv, 1280, in_channels, lambda m: m.features)
+
+
+@BACKBONES.register("squeezenet1_1")
+def squeezenet1_1(in_channels: int = 3, **_: object) -> Backbone:
+    """torchvision SqueezeNet 1.1 feature stack (512 channels), FC4's backbone."""
+    from torchvision.models import squeezenet1_1 as tv
+
+    return _torchvision_backbone(tv, 512, in_channels, lambda m: m.features)
+
+
+@BACKBONES.register("googlenet")
+def googlenet(in_channels: int = 3, **_: object) -> Backbone:
+    """torchvision GoogLeNet (Inception v1) up to its last inception block (1024 channels)."""
+    from torchvision.models import googlenet as tv
+
+    def strip(m: nn.Module) -> nn.Module:
+        # transform_input re-normalises ImageNet RGB and would corrupt linear / log inputs, so it is off.
+        names = [n for n, _ in m.named_children() if n not in {"aux1", "aux2", "avgpool", "dropout", "fc"}]
+        return nn.Sequential(*(getattr(m, n) for n in names))
+
+    return _torchvision_backbone(
+        lambda weights: tv(weights=weights, aux_logits=False, init_weights=True, transform_input=False),
+        1024,
+        in_channels,
+        strip,
+    )
+
+
+@BACKBONES.register("resnet18")
+def resnet18(in_channels: int = 3, **_: object) -> Backbone:
+    """torchvision ResNet-18 up to ``layer4`` (512 channels)."""
+    from torchvision.models import resnet18 as tv
+
+    def strip(m: nn.Module) -> nn.Module:
+        return nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4)
+
+    return _torchvision_backbone(tv, 512, in_channels, strip)
+
+
+def create_backbone(name: str, in_channels: int = 3, weights: str | os.PathLike[str] | None = None, **kwargs: object) -> Backbone:
+    """Build the backbone registered as ``name``; load ``weights`` from a local file if given."""
+    model = BACKBONES.get(name)(in_channels=in_channels, **kwargs)
+    if weights:
+        load_weights(model, weights)
+    return model
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = False) -> list[str]:
+    """Load a state dict from a local file into ``model`` (``torch.load(weights_only=True)``).
+
+    Accepts a plain state dict, a dict holding one under ``"state_dict"`` or ``"model"`` (Lightning and
+    common training scripts), and torchvision's original key names (``features.*``). Keys of the file that
+    the model lacks (e.g. an ImageNet classifier) are ignored and returned.
+
+    Raises:
+        DataError: the file is missing, cannot be loaded safely, or no tensor in it matches the model.
+    """
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: weights file not found (tinct never downloads weights; name a local file)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DataError(f"{path}: cannot load weights safely with torch.load(weights_only=True): {err}") from err
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: expected a state dict, got {type(state).__name__}")
+    own = model.state_dict()
+    matched: dict[str, Tensor] = {}
+    used: set[str] = set()
+    for key, value in state.items():
+        for candidate in (key, key.removeprefix("module."), key.removeprefix("model."), key.removeprefix("backbone.")):
+            if candidate in own and isinstance(value, Tensor) and own[candidate].shape == value.shape:
+                matched[candidate] = value
+                used.add(key)
+                break
+    if not matched:
+        raise DataError(f"{path}: none of its {len(state)} tensors matches the model's parameters (wrong architecture?)")
+    missing = sorted(set(own) - set(matched))
+    if strict and missing:
+        raise DataError(f"{path}: missing {len(missing)} tensors, e.g. {missing[:3]}")
+    model.load_state_dict(matched, strict=False)
+    return sorted(set(state) - used)

@@ -1,0 +1,98 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from tinct.core.exceptions import RunDirError
+from tinct.engine import RunDir, evaluate, load_task, predict, train
+from tinct.engine.callbacks import AtomicCheckpointIO
+
+
+def test_train_writes_complete_run_dir(tiny_cfg, capsys) -> None:
+    m = train(tiny_cfg)
+    run = RunDir(m["run_dir"])
+    for f in ("config.yaml", "env.json", "metrics.csv", "metrics.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
+              "figures/learning_curves.png"):
+        assert (run.path / f).is_file(), f
+    assert run.config() == tiny_cfg  # the resolved config round-trips
+    env = json.loads((run.path / "env.json").read_text())
+    assert env["versions"]["torch"] and "git_commit" in env
+    df = pd.read_csv(run.metrics_csv)
+    assert df["epoch"].tolist() == [0, 1] and {"train/loss", "val/angular_mean", "lr"} <= set(df.columns)
+    for key in ("val/angular_mean", "test/angular_mean", "test/angular_median", "test/angular_trimean",
+                "test/angular_best25", "test/angular_worst25"):
+        assert key in m and 0 <= m[key] < 90, key
+    assert json.loads(run.metrics_json.read_text())["test/angular_mean"] == m["test/angular_mean"]
+    assert "tinct illuminant/tiny: 2 epochs" in capsys.readouterr().out
+
+
+def test_checkpoints_load_weights_only(tiny_cfg) -> None:
+    m = train(tiny_cfg, verbose=False)
+    ckpt = torch.load(RunDir(m["run_dir"]).checkpoint("last"), weights_only=True)
+    assert ckpt["tinct_config"]["task"] == "illuminant"
+    assert AtomicCheckpointIO().load_checkpoint(RunDir(m["run_dir"]).checkpoint("best"))["epoch"] in (0, 1)
+
+
+def test_seeded_runs_repeat(tiny_cfg) -> None:
+    a = train(tiny_cfg, verbose=False)
+    b = train(tiny_cfg, verbose=False)
+    assert a["test/angular_mean"] == pytest.approx(b["test/angular_mean"], rel=1e-6)
+    assert a["run_dir"] != b["run_dir"]
+
+
+def test_resume_continues_without_duplicates(tiny_cfg, tmp_path) -> None:
+    run_dir = tmp_path / "r"
+    one = tiny_cfg.model_copy(deep=True)
+    one.trainer.max_epochs = 1
+    train(one, run_dir=run_dir, verbose=False)
+    more = RunDir(run_dir).config({"trainer.max_epochs": 3})
+    m = train(more, run_dir=run_dir, resume=True, verbose=False)
+    df = pd.read_csv(run_dir / "metrics.csv")
+    assert df["epoch"].tolist() == [0, 1, 2]
+    assert m["epochs"] == 3
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        train(tiny_cfg, run_dir=tmp_path / "empty", resume=True)
+
+
+def test_evaluate_and_predict(tiny_cfg, tmp_path) -> None:
+    import numpy as np
+
+    from tinct.data.io import write_image
+    from tinct.data.synthetic import MondrianDataset
+
+    m = train(tiny_cfg, verbose=False)
+    run = m["run_dir"]
+    again = evaluate(run)
+    assert again["test/angular_mean"] == pytest.approx(m["test/angular_mean"], rel=1e-5)
+
+    # a folder in the generic layout: 16-bit PNGs + .npy + gt.csv
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    ds = MondrianDataset(6, size=24, seed=9)
+    rows = []
+    for i in range(6):
+        item = ds[i]
+        name = f"img{i}.png" if i % 2 else f"img{i}.npy"
+        if i % 2:
+            write_image(folder / name, item["image"], bit_depth=16)
+        else:
+            np.save(folder / name, item["image"].numpy().transpose(1, 2, 0))
+        rows.append({"image": name, "r": float(item["illuminant"][0]), "g": float(item["illuminant"][1]), "b": float(item["illuminant"][2])})
+    pd.DataFrame(rows).to_csv(folder / "gt.csv", index=False)
+    res = evaluate(run, folder)
+    assert 0 <= res["test/angular_mean"] < 90
+    assert (tmp_path / "runs").exists() and any(p.name == "evaluation-folder.json" for p in (folder.parent / "runs").rglob("*.json"))
+
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    write_image(folder / "display.jpg", torch.rand(3, 16, 16))
+    with pytest.warns(UserWarning, match="not linear camera RGB"):
+        preds = predict(run, [folder], tmp_path / "pred", progress=False)
+    ok = [p for p in preds if "error" not in p]
+    bad = [p for p in preds if "error" in p]
+    assert len(ok) == 7 and len(bad) == 1 and "broken.png" in bad[0]["error"]
+    for p in ok:
+        v = torch.tensor([p["r"], p["g"], p["b"]])
+        assert torch.allclose(v.norm(), torch.tensor(1.0), atol=1e-5) and (v > 0).all()
+    assert (tmp_path / "pred" / "predictions.csv").is_file() and (tmp_path / "pred" / "img1_balanced.png").is_file()
+    assert load_task(run).cfg == tiny_cfg
