@@ -12,7 +12,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "train", "evaluate", "predict", "load_config"]
+__all__ = ["__version__", "evaluate", "load_config", "predict", "train"]
 
 
 def __getattr__(name: str):  # lazy, so `import tinct.color` does not pull in Lightning

@@ -8,11 +8,36 @@ from tinct.cli.main import main
 
 def test_train_evaluate_predict_via_cli(tmp_path, capsys) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"task": "illuminant", "name": "cli", "output_dir": str(tmp_path / "runs"),
-                                   "data": {"n_train": 32, "n_val": 16, "n_test": 16, "size": 16, "batch_size": 16},
-                                   "model": {"width": 4, "depth": 2}}))
-    assert main(["train", str(cfg), "--set", "trainer.max_epochs=1", "--set", "trainer.progress=none",
-                 "--run-dir", str(tmp_path / "run"), "--accelerator", "cpu", "--devices", "1"]) == 0
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "task": "illuminant",
+                "name": "cli",
+                "output_dir": str(tmp_path / "runs"),
+                "data": {"n_train": 32, "n_val": 16, "n_test": 16, "size": 16, "batch_size": 16},
+                "model": {"width": 4, "depth": 2},
+            }
+        )
+    )
+    assert (
+        main(
+            [
+                "train",
+                str(cfg),
+                "--set",
+                "trainer.max_epochs=1",
+                "--set",
+                "trainer.progress=none",
+                "--run-dir",
+                str(tmp_path / "run"),
+                "--accelerator",
+                "cpu",
+                "--devices",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "tinct illuminant/cli: 1 epochs" in out
     assert main(["evaluate", str(tmp_path / "run")]) == 0
@@ -21,7 +46,9 @@ def test_train_evaluate_predict_via_cli(tmp_path, capsys) -> None:
     import numpy as np
 
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 20, 3), dtype=np.float32))
-    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p")]) == 0
+    assert (
+        main(["predict", str(tmp_path / "run"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p")]) == 0
+    )
     assert "r=" in capsys.readouterr().out
 
 
@@ -39,6 +66,8 @@ def test_clear_errors_exit_2(tmp_path, capsys) -> None:
 
 
 def test_console_script_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "tinct", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "tinct", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for cmd in ("quickstart", "train", "evaluate", "predict"):
         assert cmd in out

@@ -29,7 +29,7 @@ def test_check_channel_dim_messages() -> None:
         check_channel_dim(torch.zeros(7, 4), -1)
     with pytest.raises(ShapeError):
         check_channel_dim(torch.zeros(3), -3)
-    with pytest.raises(TypeCheckError, match="x.float"):
+    with pytest.raises(TypeCheckError, match=r"x\.float"):
         check_channel_dim(torch.zeros(3, 2, 2, dtype=torch.uint8), -3)
     with pytest.raises(TypeCheckError):
         check_channel_dim([1.0, 2.0, 3.0], -1)

@@ -14,7 +14,10 @@ def test_16bit_png_round_trip_keeps_bits_and_channel_order(tmp_path) -> None:
     raw = read_image(path)
     assert raw.array.dtype == np.uint16 and raw.linear and raw.bit_depth == 16
     assert raw.array[0, 0].tolist() == [65535, 32768, 12345]
-    assert torch.allclose(to_tensor_image(raw, torch.float64)[:, 0, 0], torch.tensor([1.0, 32768 / 65535, 12345 / 65535], dtype=torch.float64))
+    assert torch.allclose(
+        to_tensor_image(raw, torch.float64)[:, 0, 0],
+        torch.tensor([1.0, 32768 / 65535, 12345 / 65535], dtype=torch.float64),
+    )
 
 
 def test_8bit_is_not_linear(tmp_path) -> None:

@@ -33,7 +33,7 @@ def test_errors_name_file_and_field(tmp_path) -> None:
         load_config(write(tmp_path, {"name": "x"}))
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "absent.yaml")
-    with pytest.raises(ConfigError, match="key.path=value"):
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
         parse_overrides(["novalue"])
 
 

@@ -10,8 +10,16 @@ from tinct.engine import load_config, train
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
 TINY = [
-    "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-    "trainer.progress=none", "data.n_train=16", "data.n_val=8", "data.n_test=8", "data.size=32", "data.batch_size=8",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.progress=none",
+    "data.n_train=16",
+    "data.n_val=8",
+    "data.n_test=8",
+    "data.size=32",
+    "data.batch_size=8",
     "data.num_workers=0",
 ]
 
@@ -30,7 +38,9 @@ def test_config_trains_tiny(path: Path, tmp_path: Path) -> None:
         rng = np.random.default_rng(0)
         for i in range(10):
             np.save(folder / f"{i}.npy", rng.random((40, 40, 3), dtype=np.float32))
-        pd.DataFrame({"image": [f"{i}.npy" for i in range(10)], "r": 0.5, "g": 1.0, "b": 0.7}).to_csv(folder / "gt.csv", index=False)
+        pd.DataFrame({"image": [f"{i}.npy" for i in range(10)], "r": 0.5, "g": 1.0, "b": 0.7}).to_csv(
+            folder / "gt.csv", index=False
+        )
         overrides.append(f"data.root={folder}")
     cfg = load_config(path, overrides)
     m = train(cfg, verbose=False)

@@ -12,16 +12,29 @@ from tinct.engine.callbacks import AtomicCheckpointIO
 def test_train_writes_complete_run_dir(tiny_cfg, capsys) -> None:
     m = train(tiny_cfg)
     run = RunDir(m["run_dir"])
-    for f in ("config.yaml", "env.json", "metrics.csv", "metrics.json", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
-              "figures/learning_curves.png"):
+    for f in (
+        "config.yaml",
+        "env.json",
+        "metrics.csv",
+        "metrics.json",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "figures/learning_curves.png",
+    ):
         assert (run.path / f).is_file(), f
     assert run.config() == tiny_cfg  # the resolved config round-trips
     env = json.loads((run.path / "env.json").read_text())
     assert env["versions"]["torch"] and "git_commit" in env
     df = pd.read_csv(run.metrics_csv)
     assert df["epoch"].tolist() == [0, 1] and {"train/loss", "val/angular_mean", "lr"} <= set(df.columns)
-    for key in ("val/angular_mean", "test/angular_mean", "test/angular_median", "test/angular_trimean",
-                "test/angular_best25", "test/angular_worst25"):
+    for key in (
+        "val/angular_mean",
+        "test/angular_mean",
+        "test/angular_median",
+        "test/angular_trimean",
+        "test/angular_best25",
+        "test/angular_worst25",
+    ):
         assert key in m and 0 <= m[key] < 90, key
     assert json.loads(run.metrics_json.read_text())["test/angular_mean"] == m["test/angular_mean"]
     assert "tinct illuminant/tiny: 2 epochs" in capsys.readouterr().out
@@ -39,6 +52,7 @@ def test_seeded_runs_repeat(tiny_cfg) -> None:
     b = train(tiny_cfg, verbose=False)
     assert a["test/angular_mean"] == pytest.approx(b["test/angular_mean"], rel=1e-6)
     assert a["run_dir"] != b["run_dir"]
+    assert "TINCT_RUN_DIR" not in __import__("os").environ  # scoped to each run
 
 
 def test_resume_continues_without_duplicates(tiny_cfg, tmp_path) -> None:
@@ -78,11 +92,20 @@ def test_evaluate_and_predict(tiny_cfg, tmp_path) -> None:
             write_image(folder / name, item["image"], bit_depth=16)
         else:
             np.save(folder / name, item["image"].numpy().transpose(1, 2, 0))
-        rows.append({"image": name, "r": float(item["illuminant"][0]), "g": float(item["illuminant"][1]), "b": float(item["illuminant"][2])})
+        rows.append(
+            {
+                "image": name,
+                "r": float(item["illuminant"][0]),
+                "g": float(item["illuminant"][1]),
+                "b": float(item["illuminant"][2]),
+            }
+        )
     pd.DataFrame(rows).to_csv(folder / "gt.csv", index=False)
     res = evaluate(run, folder)
     assert 0 <= res["test/angular_mean"] < 90
-    assert (tmp_path / "runs").exists() and any(p.name == "evaluation-folder.json" for p in (folder.parent / "runs").rglob("*.json"))
+    assert (tmp_path / "runs").exists() and any(
+        p.name == "evaluation-folder.json" for p in (folder.parent / "runs").rglob("*.json")
+    )
 
     (folder / "broken.png").write_bytes(b"\x89PNG broken")
     write_image(folder / "display.jpg", torch.rand(3, 16, 16))
@@ -94,5 +117,7 @@ def test_evaluate_and_predict(tiny_cfg, tmp_path) -> None:
     for p in ok:
         v = torch.tensor([p["r"], p["g"], p["b"]])
         assert torch.allclose(v.norm(), torch.tensor(1.0), atol=1e-5) and (v > 0).all()
-    assert (tmp_path / "pred" / "predictions.csv").is_file() and (tmp_path / "pred" / "img1_balanced.png").is_file()
+    assert (tmp_path / "pred" / "predictions.csv").is_file() and (
+        tmp_path / "pred" / "img1_balanced.png"
+    ).is_file()
     assert load_task(run).cfg == tiny_cfg

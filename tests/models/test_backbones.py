@@ -33,7 +33,13 @@ def test_unknown_backbone_lists_names() -> None:
 def test_load_weights_from_local_file(tmp_path) -> None:
     src = create_backbone("small_cnn", width=4, depth=2)
     path = tmp_path / "w.pth"
-    torch.save({"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()} | {"fc.weight": torch.zeros(2)}}, path)
+    torch.save(
+        {
+            "state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}
+            | {"fc.weight": torch.zeros(2)}
+        },
+        path,
+    )
     dst = create_backbone("small_cnn", width=4, depth=2)
     ignored = load_weights(dst, path)
     assert ignored == ["fc.weight"]
@@ -49,5 +55,5 @@ def test_load_weights_errors(tmp_path) -> None:
     with pytest.raises(DataError, match="none of its 1 tensors"):
         load_weights(model, tmp_path / "other.pth")
     (tmp_path / "junk.pth").write_bytes(b"junk")
-    with pytest.raises(DataError, match="junk.pth"):
+    with pytest.raises(DataError, match=r"junk\.pth"):
         load_weights(model, tmp_path / "junk.pth")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from tinct.core.exceptions import TinctError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 EPILOG = """examples:
   tinct quickstart
@@ -51,14 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tinct {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    q = sub.add_parser("quickstart", help="check the colour core and train a tiny model end to end (CPU, ~1 min)")
+    q = sub.add_parser(
+        "quickstart", help="check the colour core and train a tiny model end to end (CPU, ~1 min)"
+    )
     q.add_argument("--out", default="runs", help="folder for the quickstart run directory (default: runs)")
     q.add_argument("--epochs", type=int, default=4, help="training epochs of the tiny run (default: 4)")
 
     t = sub.add_parser("train", help="train from a YAML config (or resume a run)")
     t.add_argument("config", nargs="?", help="experiment YAML file")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set model.backbone=mobilenet_v2 (repeatable)")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.backbone=mobilenet_v2 (repeatable)",
+    )
     t.add_argument("--run-dir", help="run directory (default: <output_dir>/<name>-<timestamp>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
     _add_trainer_flags(t)
@@ -89,11 +97,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tinct.engine.run_dir import RunDir
     from tinct.engine.train import train
 
-    hw = {"accelerator": args.accelerator, "devices": _devices(args.devices), "num_nodes": args.num_nodes,
-          "strategy": args.strategy}
+    hw = {
+        "accelerator": args.accelerator,
+        "devices": _devices(args.devices),
+        "num_nodes": args.num_nodes,
+        "strategy": args.strategy,
+    }
     if args.resume:
         if args.config:
-            raise TinctError("give either CONFIG or --resume RUN_DIR, not both (a resumed run keeps its config)")
+            raise TinctError(
+                "give either CONFIG or --resume RUN_DIR, not both (a resumed run keeps its config)"
+            )
         cfg = RunDir(args.resume).config(parse_overrides(args.overrides))
         train(cfg, run_dir=args.resume, resume=True, **hw)
         return 0
@@ -107,7 +121,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tinct.engine.evaluate import evaluate
 
-    metrics = evaluate(args.run_dir, args.data, checkpoint=args.checkpoint, accelerator=args.accelerator, out=args.out)
+    metrics = evaluate(
+        args.run_dir, args.data, checkpoint=args.checkpoint, accelerator=args.accelerator, out=args.out
+    )
     _print_table("evaluation: " + (args.data or "test split"), metrics)
     return 0
 
@@ -141,8 +157,18 @@ def _cmd_info(_: argparse.Namespace) -> int:
     from tinct.tasks import TASKS
 
     info = environment_info()
-    print(json.dumps({"versions": info["versions"], "python": info["python"], "cuda": info["cuda"],
-                      "tasks": TASKS.names(), "backbones": BACKBONES.names()}, indent=2))
+    print(
+        json.dumps(
+            {
+                "versions": info["versions"],
+                "python": info["python"],
+                "cuda": info["cuda"],
+                "tasks": TASKS.names(),
+                "backbones": BACKBONES.names(),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -165,15 +191,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             from tinct.engine.config import load_config
 
-            print(yaml.safe_dump(load_config(args.config, args.overrides).model_dump(mode="json"), sort_keys=False))
+            print(
+                yaml.safe_dump(
+                    load_config(args.config, args.overrides).model_dump(mode="json"), sort_keys=False
+                )
+            )
             return 0
         return _cmd_info(args)
     except TinctError as err:
         print(f"tinct {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"tinct {args.command}: interrupted; finished epochs are kept (resume with --resume RUN_DIR)",
-              file=sys.stderr)
+        print(
+            f"tinct {args.command}: interrupted; finished epochs are kept (resume with --resume RUN_DIR)",
+            file=sys.stderr,
+        )
         return 130
 
 

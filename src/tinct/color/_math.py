@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["safe_sqrt", "safe_atan2", "safe_log", "safe_pow", "tiny"]
+__all__ = ["safe_atan2", "safe_log", "safe_pow", "safe_sqrt", "tiny"]
 
 
 def tiny(x: Tensor) -> float:
@@ -27,7 +27,9 @@ def safe_sqrt(x: Tensor) -> Tensor:
     sub-gradient of a distance at coincident points).
     """
     positive = x > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
+    return torch.where(
+        positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x)
+    )
 
 
 def safe_atan2(y: Tensor, x: Tensor) -> Tensor:
@@ -44,4 +46,6 @@ def safe_log(x: Tensor, eps: float) -> Tensor:
 def safe_pow(x: Tensor, exponent: float) -> Tensor:
     """``x ** exponent`` for ``x > 0`` and 0 for ``x <= 0`` (``exponent > 0``), with a zero gradient at x <= 0."""
     positive = x > 0
-    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).pow(exponent), torch.zeros_like(x))
+    return torch.where(
+        positive, torch.where(positive, x, torch.ones_like(x)).pow(exponent), torch.zeros_like(x)
+    )

@@ -21,19 +21,19 @@ from tinct.core.exceptions import (
 from tinct.core.registry import Registry
 
 __all__ = [
-    "Registry",
-    "TinctError",
-    "ShapeError",
-    "TypeCheckError",
-    "UnknownNameError",
     "ConfigError",
     "DataError",
+    "Registry",
     "RunDirError",
-    "check_tensor",
-    "check_floating",
-    "check_shape",
+    "ShapeError",
+    "TinctError",
+    "TypeCheckError",
+    "UnknownNameError",
     "check_channel_dim",
-    "check_same_shape",
     "check_choice",
+    "check_floating",
     "check_positive",
+    "check_same_shape",
+    "check_shape",
+    "check_tensor",
 ]

@@ -15,13 +15,13 @@ from torch import Tensor
 from tinct.core.exceptions import ShapeError, TypeCheckError, UnknownNameError
 
 __all__ = [
-    "check_tensor",
-    "check_floating",
-    "check_shape",
     "check_channel_dim",
-    "check_same_shape",
     "check_choice",
+    "check_floating",
     "check_positive",
+    "check_same_shape",
+    "check_shape",
+    "check_tensor",
 ]
 
 

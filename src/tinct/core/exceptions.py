@@ -8,13 +8,13 @@ subclasses the built-in exception a caller would naturally catch (``ValueError``
 from __future__ import annotations
 
 __all__ = [
-    "TinctError",
-    "ShapeError",
-    "TypeCheckError",
-    "UnknownNameError",
     "ConfigError",
     "DataError",
     "RunDirError",
+    "ShapeError",
+    "TinctError",
+    "TypeCheckError",
+    "UnknownNameError",
 ]
 
 

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from tinct.core.exceptions import DataError
 from tinct.data.io import read_image
 
-__all__ = ["IlluminantFolder", "read_ground_truth", "load_linear", "thumbnail"]
+__all__ = ["IlluminantFolder", "load_linear", "read_ground_truth", "thumbnail"]
 
 
 def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
@@ -40,21 +40,27 @@ def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
         raise DataError(f"{path}: cannot parse as CSV ({err})") from err
     missing = [c for c in ("image", "r", "g", "b") if c not in df.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}"
+        )
     if df.empty:
         raise DataError(f"{path}: no rows")
     rgb = df[["r", "g", "b"]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(rgb).all(axis=1) | (rgb <= 0).any(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}: row {row + 2} ({df['image'].iloc[row]}): illuminant must be finite and positive, got {rgb[row].tolist()}")
+        raise DataError(
+            f"{path}: row {row + 2} ({df['image'].iloc[row]}): illuminant must be finite and positive, got {rgb[row].tolist()}"
+        )
     for name in df["image"]:
         if not (Path(root) / str(name)).is_file():
             raise DataError(f"{path}: image {name!r} listed but not found in {root}")
     return df.assign(r=rgb[:, 0], g=rgb[:, 1], b=rgb[:, 2])
 
 
-def load_linear(path: str | os.PathLike[str], black: float = 0.0, saturation: float | None = None) -> tuple[Tensor, Tensor]:
+def load_linear(
+    path: str | os.PathLike[str], black: float = 0.0, saturation: float | None = None
+) -> tuple[Tensor, Tensor]:
     """Read a linear raw image and return ``(linear (3, H, W) float32 in [0, 1], unusable mask (1, H, W))``."""
     from tinct.color.raw import normalize_raw
 

@@ -10,11 +10,10 @@ Both are checked against colour-science in the tests.
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor
 
-__all__ = ["planckian_xy", "daylight_xy", "xy_to_linear_rgb", "sample_illuminants"]
+__all__ = ["daylight_xy", "planckian_xy", "sample_illuminants", "xy_to_linear_rgb"]
 
 
 def planckian_xy(cct: Tensor) -> Tensor:
@@ -88,10 +87,10 @@ def sample_illuminants(
     u = torch.rand(n, generator=generator, dtype=torch.float64)
     mired = 1e6 / hi + u * (1e6 / lo - 1e6 / hi)
     cct = 1e6 / mired
-    xy = torch.where((cct < 4000).unsqueeze(-1), planckian_xy(cct.clamp(1667, 25000)), daylight_xy(cct.clamp(4000, 25000)))
+    xy = torch.where(
+        (cct < 4000).unsqueeze(-1), planckian_xy(cct.clamp(1667, 25000)), daylight_xy(cct.clamp(4000, 25000))
+    )
     rgb = xy_to_linear_rgb(xy).clamp_min(1e-4)
     gains = 1 + tint * (2 * torch.rand(n, 3, generator=generator, dtype=torch.float64) - 1)
     rgb = rgb * gains
     return (rgb / rgb.norm(dim=-1, keepdim=True)).float()
-
-

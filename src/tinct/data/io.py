@@ -18,7 +18,7 @@ from torch import Tensor
 
 from tinct.core.exceptions import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "RawImage", "read_image", "write_image", "to_tensor_image"]
+__all__ = ["IMAGE_SUFFIXES", "RawImage", "read_image", "to_tensor_image", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy")
 

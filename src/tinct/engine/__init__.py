@@ -8,11 +8,11 @@ from tinct.engine.train import train
 __all__ = [
     "ExperimentConfig",
     "OptimConfig",
-    "TrainerConfig",
-    "load_config",
-    "train",
-    "evaluate",
-    "predict",
-    "load_task",
     "RunDir",
+    "TrainerConfig",
+    "evaluate",
+    "load_config",
+    "load_task",
+    "predict",
+    "train",
 ]

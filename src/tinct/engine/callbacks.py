@@ -29,7 +29,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         atomic_torch_save(checkpoint, path)
 
-    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: Any, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint {path} not found")
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
@@ -87,7 +89,9 @@ class EpochPrinter(L.Callback):
             return
         keys = ["train/loss", "val/loss", getattr(pl_module, "monitor", "")]
         parts = [
-            f"{k} {f:.4g}" for k in dict.fromkeys(keys) if k and (f := _scalar(trainer.callback_metrics.get(k))) is not None
+            f"{k} {f:.4g}"
+            for k in dict.fromkeys(keys)
+            if k and (f := _scalar(trainer.callback_metrics.get(k))) is not None
         ]
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  " + "  ".join(parts), flush=True)
 

@@ -21,14 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tinct.core.exceptions import ConfigError
 
 __all__ = [
-    "StrictModel",
-    "OptimConfig",
-    "TrainerConfig",
     "ExperimentConfig",
+    "OptimConfig",
+    "StrictModel",
+    "TrainerConfig",
     "apply_overrides",
-    "parse_overrides",
-    "load_config",
     "config_from_dict",
+    "load_config",
+    "parse_overrides",
     "save_config",
 ]
 
@@ -133,13 +133,19 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Experime
     except ValidationError as err:
         lines = [
             f"  {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-            + (f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e["input"], dict) else "")
+            + (
+                f" (got {e['input']!r})"
+                if e["type"] != "missing" and not isinstance(e["input"], dict)
+                else ""
+            )
             for e in err.errors()
         ]
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines)) from None
 
 
-def load_config(path: str | os.PathLike[str], overrides: Iterable[str] | Mapping[str, Any] = ()) -> ExperimentConfig:
+def load_config(
+    path: str | os.PathLike[str], overrides: Iterable[str] | Mapping[str, Any] = ()
+) -> ExperimentConfig:
     """Load a YAML experiment config, apply overrides, validate it against its task's schema.
 
     Raises:

@@ -16,10 +16,12 @@ from tinct.data.io import IMAGE_SUFFIXES
 from tinct.engine.io import atomic_write_json, atomic_write_text
 from tinct.engine.run_dir import RunDir
 
-__all__ = ["load_task", "evaluate", "predict", "expand_inputs"]
+__all__ = ["evaluate", "expand_inputs", "load_task", "predict"]
 
 
-def load_task(run_dir: str | os.PathLike[str], checkpoint: str = "best", overrides: dict[str, Any] | None = None) -> Any:
+def load_task(
+    run_dir: str | os.PathLike[str], checkpoint: str = "best", overrides: dict[str, Any] | None = None
+) -> Any:
     """Rebuild a run's task from its ``config.yaml`` and load its ``best`` (or ``last``) weights safely."""
     from tinct.tasks import TASKS
 
@@ -59,8 +61,14 @@ def evaluate(
     trainer = build_trainer(task.cfg, None, [], accelerator=accelerator, devices=devices)
     results = trainer.test(task, datamodule=task.build_datamodule(), verbose=False)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
-    target = Path(out) if out else Path(run_dir) / ("evaluation.json" if data is None else f"evaluation-{Path(data).name}.json")
-    atomic_write_json(target, {"run_dir": str(run_dir), "data": str(data) if data else "test split", **metrics})
+    target = (
+        Path(out)
+        if out
+        else Path(run_dir) / ("evaluation.json" if data is None else f"evaluation-{Path(data).name}.json")
+    )
+    atomic_write_json(
+        target, {"run_dir": str(run_dir), "data": str(data) if data else "test split", **metrics}
+    )
     return metrics
 
 
@@ -97,7 +105,9 @@ def predict(
     out.mkdir(parents=True, exist_ok=True)
     paths = expand_inputs(inputs)
     if not paths:
-        raise DataError(f"no image files among {', '.join(map(str, inputs))} (supported: {', '.join(IMAGE_SUFFIXES)})")
+        raise DataError(
+            f"no image files among {', '.join(map(str, inputs))} (supported: {', '.join(IMAGE_SUFFIXES)})"
+        )
     rows: list[dict[str, Any]] = []
     iterator = track(paths, description="predicting", disable=not progress or not sys.stderr.isatty())
     for path in iterator:

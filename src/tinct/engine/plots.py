@@ -10,7 +10,9 @@ import pandas as pd
 __all__ = ["plot_learning_curves"]
 
 
-def plot_learning_curves(metrics_csv: str | os.PathLike[str], out: str | os.PathLike[str], title: str = "") -> Path | None:
+def plot_learning_curves(
+    metrics_csv: str | os.PathLike[str], out: str | os.PathLike[str], title: str = ""
+) -> Path | None:
     """One panel per metric (``train/x`` and ``val/x`` overlaid) against epoch; returns the PNG path."""
     import matplotlib
 

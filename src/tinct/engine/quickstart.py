@@ -16,7 +16,7 @@ import torch
 
 from tinct.engine.io import atomic_write_json
 
-__all__ = ["quickstart", "colour_core_check"]
+__all__ = ["colour_core_check", "quickstart"]
 
 # Three pairs of Sharma, Wu & Dalal (2005), Table 1 (pairs 1, 14 and 25): L1 a1 b1 L2 a2 b2 dE00.
 # Pair 14 has hues exactly 180 degrees apart, the formula's most fragile case.
@@ -31,7 +31,7 @@ def colour_core_check(seed: int = 0) -> dict[str, Any]:
     """Run the colour core against published values and properties; every entry carries its tolerance."""
     from tinct.color.difference import delta_e_ciede2000
     from tinct.color.lab import lab_to_rgb, rgb_to_lab
-    from tinct.color.quantize import NUM_BINS, reference_prior, rebalancing_weights, soft_encode
+    from tinct.color.quantize import NUM_BINS, rebalancing_weights, reference_prior, soft_encode
 
     pairs = torch.tensor(_SHARMA_PAIRS, dtype=torch.float64)
     de = delta_e_ciede2000(pairs[:, :3], pairs[:, 3:6], dim=-1)
@@ -50,7 +50,11 @@ def colour_core_check(seed: int = 0) -> dict[str, Any]:
     weights, _ = soft_encode(ab, k=5, sigma=5.0)
     checks = {
         "ciede2000_sharma_max_abs_error": {"value": sharma_err, "tolerance": 1e-4, "ok": sharma_err < 1e-4},
-        "srgb_lab_round_trip_max_abs_error": {"value": round_trip, "tolerance": 1e-9, "ok": round_trip < 1e-9},
+        "srgb_lab_round_trip_max_abs_error": {
+            "value": round_trip,
+            "tolerance": 1e-9,
+            "ok": round_trip < 1e-9,
+        },
         "ciede2000_gradient_finite_at_identical_inputs": {"value": grads_finite, "ok": grads_finite},
         "ab_bins": {"value": NUM_BINS, "ok": NUM_BINS == 313},
         "rebalancing_weight_range": {
@@ -93,7 +97,9 @@ def _plot_prior(path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.3))
     axes[0].scatter(bins[:, 1], bins[:, 0], c=colours, marker="s", s=38)
     axes[0].set_title("313 in-gamut ab bins (L* = 60)")
-    sc = axes[1].scatter(bins[:, 1], bins[:, 0], c=torch.log10(prior).numpy(), marker="s", s=38, cmap="viridis")
+    sc = axes[1].scatter(
+        bins[:, 1], bins[:, 0], c=torch.log10(prior).numpy(), marker="s", s=38, cmap="viridis"
+    )
     axes[1].set_title("ImageNet ab prior (log10), Zhang et al. 2016")
     fig.colorbar(sc, ax=axes[1])
     for ax in axes:
@@ -143,7 +149,9 @@ def quickstart(out: str | os.PathLike[str] = "runs", epochs: int = 4, seed: int 
 
     from tinct.data.synthetic import MondrianDataset
 
-    test_set = MondrianDataset(cfg.data.n_test, cfg.data.size, seed=3 * seed + 2, cct_range=cfg.data.cct_range)
+    test_set = MondrianDataset(
+        cfg.data.n_test, cfg.data.size, seed=3 * seed + 2, cct_range=cfg.data.cct_range
+    )
     gray = error_statistics(_gray_world_errors(test_set))
     atomic_write_json(run / "colour_check.json", checks)
     atomic_write_json(run / "baseline_gray_world.json", gray)
@@ -154,7 +162,10 @@ def quickstart(out: str | os.PathLike[str] = "runs", epochs: int = 4, seed: int 
     for s in STAT_NAMES:
         table.add_column(s, justify="right")
     table.add_row("Gray World", *(f"{gray[s]:.2f}" for s in STAT_NAMES))
-    table.add_row(f"small CNN ({epochs} epochs)", *(f"{metrics.get(f'test/angular_{s}', float('nan')):.2f}" for s in STAT_NAMES))
+    table.add_row(
+        f"small CNN ({epochs} epochs)",
+        *(f"{metrics.get(f'test/angular_{s}', float('nan')):.2f}" for s in STAT_NAMES),
+    )
     console.print(table)
-    console.print(f"tinct quickstart: done in {time.perf_counter() - t0:.0f} s; run directory {run}")
+    print(f"tinct quickstart: done in {time.perf_counter() - t0:.0f} s; run directory {run}", flush=True)
     return {**metrics, "colour_checks": checks, "gray_world": gray}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
 import time
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ from tinct.engine.io import atomic_write_json
 from tinct.engine.plots import plot_learning_curves
 from tinct.engine.run_dir import RunDir, new_run_path
 
-__all__ = ["train", "build_trainer", "resolve_run_dir"]
+__all__ = ["build_trainer", "resolve_run_dir", "train"]
 
 
 def resolve_run_dir(cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None) -> Path:
@@ -43,12 +47,30 @@ def resolve_run_dir(cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | Non
         path = Path(cfg.output_dir) / f"{cfg.name}-job{job}"
     else:
         path = new_run_path(cfg)
-    os.environ["TINCT_RUN_DIR"] = str(path)
     return path
 
 
-def build_trainer(cfg: ExperimentConfig, run: RunDir | None, callbacks: list[L.Callback], **overrides: Any) -> L.Trainer:
+@contextlib.contextmanager
+def _run_dir_env(path: Path) -> Iterator[None]:
+    """Expose the run directory to DDP worker processes that Lightning spawns, for this run only."""
+    old = os.environ.get("TINCT_RUN_DIR")
+    os.environ["TINCT_RUN_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TINCT_RUN_DIR", None)
+        else:
+            os.environ["TINCT_RUN_DIR"] = old
+
+
+def build_trainer(
+    cfg: ExperimentConfig, run: RunDir | None, callbacks: list[L.Callback], **overrides: Any
+) -> L.Trainer:
     """A Lightning ``Trainer`` from ``cfg.trainer``; non-None ``overrides`` (accelerator, devices ...) win."""
+    # Lightning's INFO chatter (tips, "GPU available: False") drowns tinct's own one-line summaries.
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     t = cfg.trainer.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     progress = [] if run is None else pick_progress_bar(t.progress)
     uses_bar = any(type(c).__name__.endswith("ProgressBar") for c in progress)
@@ -98,6 +120,7 @@ def train(
     devices: int | str | list[int] | None = None,
     num_nodes: int | None = None,
     strategy: str | None = None,
+    callbacks: Sequence[L.Callback] = (),
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Train ``cfg``'s task, test the best checkpoint, and return the final metrics.
@@ -108,6 +131,7 @@ def train(
         resume: continue the run in ``run_dir`` from its ``last.ckpt`` (epochs, optimiser and scheduler
             state, metrics history). Raise ``trainer.max_epochs`` to train a finished run further.
         accelerator, devices, num_nodes, strategy: override ``cfg.trainer`` (Lightning's meaning).
+        callbacks: extra Lightning callbacks (timers, custom loggers ...).
         verbose: print the one-line summary at the end.
 
     Returns:
@@ -140,14 +164,28 @@ def train(
     )
     writer = EpochMetricsWriter(run.metrics_csv)
     trainer = build_trainer(
-        cfg, run, [ckpt_cb, writer], accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy
+        cfg,
+        run,
+        [ckpt_cb, writer, *callbacks],
+        accelerator=accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
     )
     t0 = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule, ckpt_path=str(last_ckpt) if resume else None, weights_only=True)
-    train_time = time.perf_counter() - t0
-
-    best = ckpt_cb.best_model_path or str(last_ckpt)
-    test_results = trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
+    with _run_dir_env(run.path), warnings.catch_warnings():
+        # Lightning 2.6 calls a torch API that torch 2.14 deprecated; nothing for users to act on.
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=DeprecationWarning)
+        if resume:
+            warnings.filterwarnings("ignore", message=r".*exists and is not empty", category=UserWarning)
+        trainer.fit(
+            task, datamodule=datamodule, ckpt_path=str(last_ckpt) if resume else None, weights_only=True
+        )
+        train_time = time.perf_counter() - t0
+        best = ckpt_cb.best_model_path or str(last_ckpt)
+        test_results = trainer.test(
+            task, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False
+        )
     metrics: dict[str, Any] = {}
     best_epoch = None
     if writer.rows:
@@ -169,7 +207,9 @@ def train(
     )
     if trainer.is_global_zero:
         atomic_write_json(run.metrics_json, metrics)
-        plot_learning_curves(run.metrics_csv, run.figures / "learning_curves.png", title=f"{cfg.task}: {cfg.name}")
+        plot_learning_curves(
+            run.metrics_csv, run.figures / "learning_curves.png", title=f"{cfg.task}: {cfg.name}"
+        )
         if verbose:
             print(summary_line(cfg, task.monitor, metrics), flush=True)
     return metrics

@@ -48,5 +48,3 @@ def error_statistics(errors: Tensor | np.ndarray | Sequence[float]) -> dict[str,
         "max": float(e[-1]),
         "n": n,
     }
-
-

@@ -3,4 +3,4 @@
 from tinct.models.backbones import BACKBONES, Backbone, SmallCNN, create_backbone, load_weights
 from tinct.models.heads import PooledRegressionHead
 
-__all__ = ["BACKBONES", "Backbone", "SmallCNN", "create_backbone", "load_weights", "PooledRegressionHead"]
+__all__ = ["BACKBONES", "Backbone", "PooledRegressionHead", "SmallCNN", "create_backbone", "load_weights"]

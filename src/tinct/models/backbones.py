@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from tinct.core.exceptions import DataError
 from tinct.core.registry import Registry
 
-__all__ = ["BACKBONES", "Backbone", "create_backbone", "load_weights", "SmallCNN"]
+__all__ = ["BACKBONES", "Backbone", "SmallCNN", "create_backbone", "load_weights"]
 
 BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone")
 
@@ -87,7 +87,10 @@ def _replace_first_conv(features: nn.Module, in_channels: int) -> None:
 
 
 def _torchvision_backbone(
-    builder: Callable[..., nn.Module], num_features: int, in_channels: int, strip: Callable[[nn.Module], nn.Module]
+    builder: Callable[..., nn.Module],
+    num_features: int,
+    in_channels: int,
+    strip: Callable[[nn.Module], nn.Module],
 ) -> Backbone:
     features = strip(builder(weights=None))
     if in_channels != 3:
@@ -146,7 +149,9 @@ def resnet18(in_channels: int = 3, **_: object) -> Backbone:
     return _torchvision_backbone(tv, 512, in_channels, strip)
 
 
-def create_backbone(name: str, in_channels: int = 3, weights: str | os.PathLike[str] | None = None, **kwargs: object) -> Backbone:
+def create_backbone(
+    name: str, in_channels: int = 3, weights: str | os.PathLike[str] | None = None, **kwargs: object
+) -> Backbone:
     """Build the backbone registered as ``name``; load ``weights`` from a local file if given."""
     model = BACKBONES.get(name)(in_channels=in_channels, **kwargs)
     if weights:
@@ -169,7 +174,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise DataError(f"{path}: cannot load weights safely with torch.load(weights_only=True): {err}") from err
+        raise DataError(
+            f"{path}: cannot load weights safely with torch.load(weights_only=True): {err}"
+        ) from err
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if key in state and isinstance(state[key], dict):
@@ -181,13 +188,20 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
     matched: dict[str, Tensor] = {}
     used: set[str] = set()
     for key, value in state.items():
-        for candidate in (key, key.removeprefix("module."), key.removeprefix("model."), key.removeprefix("backbone.")):
+        for candidate in (
+            key,
+            key.removeprefix("module."),
+            key.removeprefix("model."),
+            key.removeprefix("backbone."),
+        ):
             if candidate in own and isinstance(value, Tensor) and own[candidate].shape == value.shape:
                 matched[candidate] = value
                 used.add(key)
                 break
     if not matched:
-        raise DataError(f"{path}: none of its {len(state)} tensors matches the model's parameters (wrong architecture?)")
+        raise DataError(
+            f"{path}: none of its {len(state)} tensors matches the model's parameters (wrong architecture?)"
+        )
     missing = sorted(set(own) - set(matched))
     if strict and missing:
         raise DataError(f"{path}: missing {len(missing)} tensors, e.g. {missing[:3]}")

@@ -3,4 +3,4 @@
 from tinct.tasks.base import TASKS, Task
 from tinct.tasks.illuminant import IlluminantConfig, IlluminantTask
 
-__all__ = ["TASKS", "Task", "IlluminantConfig", "IlluminantTask"]
+__all__ = ["TASKS", "IlluminantConfig", "IlluminantTask", "Task"]

@@ -84,7 +84,9 @@ class Task(L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         out = self.step(batch)
         if not torch.isfinite(out["loss"]):
-            raise FloatingPointError(f"non-finite training loss {out['loss'].item()} at step {self.global_step}")
+            raise FloatingPointError(
+                f"non-finite training loss {out['loss'].item()} at step {self.global_step}"
+            )
         self._log_terms("train", out, self._batch_size(batch))
         return out["loss"]
 
@@ -110,7 +112,9 @@ class Task(L.LightningModule):
             errors = self.all_gather(errors).reshape(-1)
         for name, value in error_statistics(errors).items():
             if name != "n":
-                self.log(f"{stage}/{self.error_name}_{name}", float(value), sync_dist=False, rank_zero_only=True)
+                self.log(
+                    f"{stage}/{self.error_name}_{name}", float(value), sync_dist=False, rank_zero_only=True
+                )
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_stats("val")

@@ -24,7 +24,7 @@ from tinct.models.backbones import create_backbone
 from tinct.models.heads import PooledRegressionHead
 from tinct.tasks.base import TASKS, Task
 
-__all__ = ["IlluminantDataConfig", "IlluminantModelConfig", "IlluminantConfig", "IlluminantTask"]
+__all__ = ["IlluminantConfig", "IlluminantDataConfig", "IlluminantModelConfig", "IlluminantTask"]
 
 
 class IlluminantDataConfig(StrictModel):
@@ -110,7 +110,11 @@ class IlluminantDataModule(L.LightningDataModule):
     def _loader(self, ds: Dataset[Any], shuffle: bool) -> DataLoader[Any]:
         d = self.cfg.data
         return DataLoader(
-            ds, batch_size=d.batch_size, shuffle=shuffle, num_workers=d.num_workers, persistent_workers=d.num_workers > 0
+            ds,
+            batch_size=d.batch_size,
+            shuffle=shuffle,
+            num_workers=d.num_workers,
+            persistent_workers=d.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader[Any]:
@@ -173,7 +177,9 @@ class IlluminantTask(Task):
         return IlluminantDataModule(self.cfg)  # type: ignore[arg-type]
 
     def with_data(self, path: str | os.PathLike[str]) -> ExperimentConfig:
-        data = self.cfg.data.model_copy(update={"kind": "folder", "root": str(path), "test_fraction": 0.999999})
+        data = self.cfg.data.model_copy(
+            update={"kind": "folder", "root": str(path), "test_fraction": 0.999999}
+        )
         return self.cfg.model_copy(update={"data": data})
 
     @torch.no_grad()
@@ -204,8 +210,12 @@ class IlluminantTask(Task):
             thumb = thumbnail(image, mask, d.size).to(self.device)
             illum = self(thumb.unsqueeze(0))[0].cpu()
             balanced = correct_illuminant(image, illum)
-            balanced = balanced / torch.quantile(balanced.flatten()[:: max(1, balanced.numel() // 200_000)], 0.99).clamp_min(1e-6)
-            preview = write_image(out_dir / f"{Path(path).stem}_balanced.png", linear_to_srgb(balanced.clamp(0, 1)))
+            balanced = balanced / torch.quantile(
+                balanced.flatten()[:: max(1, balanced.numel() // 200_000)], 0.99
+            ).clamp_min(1e-6)
+            preview = write_image(
+                out_dir / f"{Path(path).stem}_balanced.png", linear_to_srgb(balanced.clamp(0, 1))
+            )
             r, g, b = illum.tolist()
             rows.append({"image": str(path), "r": r, "g": g, "b": b, "preview": str(preview)})
         return rows
