@@ -77,7 +77,7 @@ class Task(L.LightningModule):
                 on_step=False,
                 on_epoch=True,
                 batch_size=batch_size,
-                sync_dist=stage != "train",
+                sync_dist=True,
                 prog_bar=key == "loss",
             )
 
@@ -112,9 +112,7 @@ class Task(L.LightningModule):
             errors = self.all_gather(errors).reshape(-1)
         for name, value in error_statistics(errors).items():
             if name != "n":
-                self.log(
-                    f"{stage}/{self.error_name}_{name}", float(value), sync_dist=False, rank_zero_only=True
-                )
+                self.log(f"{stage}/{self.error_name}_{name}", float(value), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._epoch_stats("val")
