@@ -485,3 +485,16 @@ def test_cuda_matches_cpu() -> None:
     torch.testing.assert_close(
         annealed_mean(logits.cuda()).cpu(), annealed_mean(logits), rtol=1e-5, atol=1e-4
     )
+
+
+def test_soft_encode_dense_large_map_uses_fast_zeros_and_is_exact() -> None:
+    # 1 x 2 x 64 x 64 -> 313 x 4096 float32 = 5 MB: takes the numpy-backed allocation path
+    g = torch.Generator().manual_seed(3)
+    ab = (torch.rand(1, 2, 64, 64, generator=g) - 0.5) * 200
+    ab.requires_grad_(True)
+    dense = soft_encode_dense(ab)
+    w, idx = soft_encode(ab)
+    ref = torch.zeros(1, 313, 64, 64).scatter_(1, idx, w)
+    assert torch.equal(dense, ref)
+    dense[:, 0].sum().backward()  # still differentiable
+    assert ab.grad is not None and torch.isfinite(ab.grad).all()
