@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from tinct.color._math import safe_atan2, safe_sqrt, tiny
+from tinct.color._module import FunctionModule
 from tinct.core.checks import check_channel_dim, check_choice, check_same_shape
 from tinct.core.exceptions import ShapeError
 
@@ -250,28 +251,22 @@ def _reduce(x: Tensor, reduction: str) -> Tensor:
     return x
 
 
-class ApplyIlluminant(nn.Module):
+class ApplyIlluminant(FunctionModule):
     """Module twin of :func:`apply_illuminant`; ``forward(image, L)``."""
 
+    function = staticmethod(apply_illuminant)
+
     def __init__(self, norm: str = "green", dim: int = -3) -> None:
-        super().__init__()
-        self.norm = check_choice(norm, ILLUMINANT_NORMS, "illuminant norm")
-        self.dim = dim
-
-    def forward(self, image: Tensor, L: Tensor) -> Tensor:
-        return apply_illuminant(image, L, norm=self.norm, dim=self.dim)
+        super().__init__(norm=check_choice(norm, ILLUMINANT_NORMS, "illuminant norm"), dim=dim)
 
 
-class CorrectIlluminant(nn.Module):
+class CorrectIlluminant(FunctionModule):
     """Module twin of :func:`correct_illuminant`; ``forward(image, L)``."""
 
-    def __init__(self, norm: str = "green", dim: int = -3) -> None:
-        super().__init__()
-        self.norm = check_choice(norm, ILLUMINANT_NORMS, "illuminant norm")
-        self.dim = dim
+    function = staticmethod(correct_illuminant)
 
-    def forward(self, image: Tensor, L: Tensor) -> Tensor:
-        return correct_illuminant(image, L, norm=self.norm, dim=self.dim)
+    def __init__(self, norm: str = "green", dim: int = -3) -> None:
+        super().__init__(norm=check_choice(norm, ILLUMINANT_NORMS, "illuminant norm"), dim=dim)
 
 
 class AngularError(nn.Module):

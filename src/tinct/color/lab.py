@@ -18,9 +18,10 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from tinct.color._math import safe_atan2, safe_sqrt
+from tinct.color._module import FunctionModule
 from tinct.color.rgb import (
     SRGB_TO_XYZ_MATRIX,
     _decode,
@@ -400,70 +401,55 @@ def lab_to_rgb(x: Tensor, dim: int = -3, clip: bool = False) -> Tensor:
     return rgb.clamp(0.0, 1.0) if clip else rgb
 
 
-class XyzToLab(nn.Module):
+class XyzToLab(FunctionModule):
     """Module twin of :func:`xyz_to_lab`."""
 
+    function = staticmethod(xyz_to_lab)
+
     def __init__(self, white: WhiteLike = "D65", dim: int = -3) -> None:
-        super().__init__()
-        self.white = white
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return xyz_to_lab(x, white=self.white, dim=self.dim)
+        super().__init__(white=white, dim=dim)
 
 
-class LabToXyz(nn.Module):
+class LabToXyz(FunctionModule):
     """Module twin of :func:`lab_to_xyz`."""
 
+    function = staticmethod(lab_to_xyz)
+
     def __init__(self, white: WhiteLike = "D65", dim: int = -3) -> None:
-        super().__init__()
-        self.white = white
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return lab_to_xyz(x, white=self.white, dim=self.dim)
+        super().__init__(white=white, dim=dim)
 
 
-class LabToLch(nn.Module):
+class LabToLch(FunctionModule):
     """Module twin of :func:`lab_to_lch`."""
 
+    function = staticmethod(lab_to_lch)
+
     def __init__(self, dim: int = -3) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return lab_to_lch(x, dim=self.dim)
+        super().__init__(dim=dim)
 
 
-class LchToLab(nn.Module):
+class LchToLab(FunctionModule):
     """Module twin of :func:`lch_to_lab`."""
 
+    function = staticmethod(lch_to_lab)
+
     def __init__(self, dim: int = -3) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return lch_to_lab(x, dim=self.dim)
+        super().__init__(dim=dim)
 
 
-class RgbToLab(nn.Module):
+class RgbToLab(FunctionModule):
     """Module twin of :func:`rgb_to_lab`."""
 
+    function = staticmethod(rgb_to_lab)
+
     def __init__(self, dim: int = -3) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return rgb_to_lab(x, dim=self.dim)
+        super().__init__(dim=dim)
 
 
-class LabToRgb(nn.Module):
+class LabToRgb(FunctionModule):
     """Module twin of :func:`lab_to_rgb`."""
 
-    def __init__(self, dim: int = -3, clip: bool = False) -> None:
-        super().__init__()
-        self.dim = dim
-        self.clip = clip
+    function = staticmethod(lab_to_rgb)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return lab_to_rgb(x, dim=self.dim, clip=self.clip)
+    def __init__(self, dim: int = -3, clip: bool = False) -> None:
+        super().__init__(dim=dim, clip=clip)

@@ -8,8 +8,9 @@ per-channel gain. A plain ``log`` is -inf at black, so the intensity encoding ad
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from tinct.color._module import FunctionModule
 from tinct.core.checks import check_channel_dim, check_floating, check_positive
 
 __all__ = [
@@ -148,46 +149,37 @@ def log_chroma_to_rgb(uv: Tensor, dim: int = -3) -> Tensor:
     return rgb / torch.linalg.vector_norm(rgb, dim=pos, keepdim=True)
 
 
-class LinearToLog(nn.Module):
+class LinearToLog(FunctionModule):
     """Module twin of :func:`linear_to_log`."""
 
+    function = staticmethod(linear_to_log)
+
     def __init__(self, eps: float = LOG_EPS) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        return linear_to_log(x, eps=self.eps)
+        super().__init__(eps=eps)
 
 
-class LogToLinear(nn.Module):
+class LogToLinear(FunctionModule):
     """Module twin of :func:`log_to_linear`."""
 
+    function = staticmethod(log_to_linear)
+
     def __init__(self, eps: float = LOG_EPS) -> None:
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, y: Tensor) -> Tensor:
-        return log_to_linear(y, eps=self.eps)
+        super().__init__(eps=eps)
 
 
-class RgbToLogChroma(nn.Module):
+class RgbToLogChroma(FunctionModule):
     """Module twin of :func:`rgb_to_log_chroma`."""
 
+    function = staticmethod(rgb_to_log_chroma)
+
     def __init__(self, dim: int = -3, eps: float = LOG_EPS) -> None:
-        super().__init__()
-        self.dim = dim
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        return rgb_to_log_chroma(x, dim=self.dim, eps=self.eps)
+        super().__init__(dim=dim, eps=eps)
 
 
-class LogChromaToRgb(nn.Module):
+class LogChromaToRgb(FunctionModule):
     """Module twin of :func:`log_chroma_to_rgb`."""
 
-    def __init__(self, dim: int = -3) -> None:
-        super().__init__()
-        self.dim = dim
+    function = staticmethod(log_chroma_to_rgb)
 
-    def forward(self, uv: Tensor) -> Tensor:
-        return log_chroma_to_rgb(uv, dim=self.dim)
+    def __init__(self, dim: int = -3) -> None:
+        super().__init__(dim=dim)

@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from tinct.color._module import FunctionModule
 from tinct.core.checks import check_channel_dim
 
 __all__ = [
@@ -235,45 +236,37 @@ def xyz_to_linear_rgb(x: Tensor, dim: int = -3) -> Tensor:
     return _matmul_channels(x, _as_matrix(XYZ_TO_SRGB_MATRIX, x), pos)
 
 
-class SrgbToLinear(nn.Module):
+class SrgbToLinear(FunctionModule):
     """Module twin of :func:`srgb_to_linear`."""
 
+    function = staticmethod(srgb_to_linear)
+
     def __init__(self, dim: int = -3) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return srgb_to_linear(x, dim=self.dim)
+        super().__init__(dim=dim)
 
 
-class LinearToSrgb(nn.Module):
+class LinearToSrgb(FunctionModule):
     """Module twin of :func:`linear_to_srgb`."""
 
+    function = staticmethod(linear_to_srgb)
+
     def __init__(self, dim: int = -3) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return linear_to_srgb(x, dim=self.dim)
+        super().__init__(dim=dim)
 
 
-class LinearRgbToXyz(nn.Module):
+class LinearRgbToXyz(FunctionModule):
     """Module twin of :func:`linear_rgb_to_xyz`."""
 
+    function = staticmethod(linear_rgb_to_xyz)
+
     def __init__(self, dim: int = -3) -> None:
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        return linear_rgb_to_xyz(x, dim=self.dim)
+        super().__init__(dim=dim)
 
 
-class XyzToLinearRgb(nn.Module):
+class XyzToLinearRgb(FunctionModule):
     """Module twin of :func:`xyz_to_linear_rgb`."""
 
-    def __init__(self, dim: int = -3) -> None:
-        super().__init__()
-        self.dim = dim
+    function = staticmethod(xyz_to_linear_rgb)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return xyz_to_linear_rgb(x, dim=self.dim)
+    def __init__(self, dim: int = -3) -> None:
+        super().__init__(dim=dim)
