@@ -94,18 +94,17 @@ def _plot_prior(path: Path) -> None:
     prior = reference_prior(dtype=torch.float64)
     lab = torch.cat([torch.full((bins.shape[0], 1), 60.0, dtype=torch.float64), bins], dim=1)
     colours = lab_to_rgb(lab, dim=-1, clip=True).numpy()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.3))
-    axes[0].scatter(bins[:, 1], bins[:, 0], c=colours, marker="s", s=38)
-    axes[0].set_title("313 in-gamut ab bins (L* = 60)")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    axes[0].scatter(bins[:, 0], bins[:, 1], c=colours, marker="s", s=34)
+    axes[0].set_title("the 313 in-gamut ab bins (shown at L* = 60)")
     sc = axes[1].scatter(
-        bins[:, 1], bins[:, 0], c=torch.log10(prior).numpy(), marker="s", s=38, cmap="viridis"
+        bins[:, 0], bins[:, 1], c=torch.log10(prior).numpy(), marker="s", s=34, cmap="viridis"
     )
-    axes[1].set_title("ImageNet ab prior (log10), Zhang et al. 2016")
-    fig.colorbar(sc, ax=axes[1])
+    axes[1].set_title("ImageNet prior (Zhang et al. 2016)")
+    fig.colorbar(sc, ax=axes[1], label="log10 p")
     for ax in axes:
-        ax.set_xlabel("b*")
-        ax.set_ylabel("a*")
-        ax.invert_yaxis()
+        ax.set_xlabel("a*")
+        ax.set_ylabel("b*")
         ax.set_aspect("equal")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

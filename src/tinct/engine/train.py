@@ -175,7 +175,7 @@ def train(
     t0 = time.perf_counter()
     with _run_dir_env(run.path), warnings.catch_warnings():
         # Lightning 2.6 calls a torch API that torch 2.14 deprecated; nothing for users to act on.
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
         if resume:
             warnings.filterwarnings("ignore", message=r".*exists and is not empty", category=UserWarning)
         trainer.fit(

@@ -171,7 +171,7 @@ class IlluminantTask(Task):
 
         pred = self(batch["image"], batch.get("mask"))
         errors = angular_error(pred, batch["illuminant"], dim=-1)
-        return {"loss": errors.mean(), "output": pred, "errors": errors, "angular": errors.mean()}
+        return {"loss": errors.mean(), "output": pred, "errors": errors}
 
     def build_datamodule(self) -> L.LightningDataModule:
         return IlluminantDataModule(self.cfg)  # type: ignore[arg-type]
