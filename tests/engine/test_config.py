@@ -41,3 +41,8 @@ def test_apply_overrides_creates_sections_and_refuses_values() -> None:
     assert apply_overrides({"a": 1}, {"b.c": 2}) == {"a": 1, "b": {"c": 2}}
     with pytest.raises(ConfigError, match="is a value"):
         apply_overrides({"a": 1}, {"a.b": 2})
+
+
+def test_folder_kind_needs_root(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"data: Value error, data.kind 'folder' needs data.root"):
+        load_config(write(tmp_path, {"task": "illuminant", "data": {"kind": "folder"}}))

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tinct.engine import load_config, train
 
@@ -31,8 +32,8 @@ def test_there_are_configs() -> None:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_config_trains_tiny(path: Path, tmp_path: Path) -> None:
     overrides = [*TINY, f"output_dir={tmp_path}"]
-    raw = load_config(path)
-    if raw.data.kind == "folder":
+    raw = yaml.safe_load(path.read_text())
+    if raw["data"].get("kind") == "folder":  # the user names the folder; the test makes one
         folder = tmp_path / "data"
         folder.mkdir()
         rng = np.random.default_rng(0)

@@ -121,3 +121,37 @@ def test_evaluate_and_predict(tiny_cfg, tmp_path) -> None:
         tmp_path / "pred" / "img1_balanced.png"
     ).is_file()
     assert load_task(run).cfg == tiny_cfg
+
+
+class _CrashAt(__import__("lightning").Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_crash_keeps_finished_epochs_and_resumes(tiny_cfg, tmp_path) -> None:
+    run_dir = tmp_path / "crashed"
+    cfg = tiny_cfg.model_copy(deep=True)
+    cfg.trainer.max_epochs = 3
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, run_dir=run_dir, callbacks=[_CrashAt(2)], verbose=False)
+    run = RunDir(run_dir)
+    assert pd.read_csv(run.metrics_csv)["epoch"].tolist() == [0, 1]  # finished epochs are on disk
+    assert torch.load(run.checkpoint("last"), weights_only=True)["epoch"] == 1
+    assert not run.metrics_json.exists()  # no final metrics for an unfinished run
+    m = train(run.config(), run_dir=run_dir, resume=True, verbose=False)
+    assert pd.read_csv(run.metrics_csv)["epoch"].tolist() == [0, 1, 2] and m["epochs"] == 3
+    assert run.metrics_json.is_file()
+
+
+def test_bad_data_fails_before_writing_a_run_dir(tiny_cfg, tmp_path) -> None:
+    from tinct.core.exceptions import DataError
+
+    cfg = tiny_cfg.model_copy(deep=True)
+    cfg.data = cfg.data.model_copy(update={"kind": "folder", "root": str(tmp_path / "nothing")})
+    with pytest.raises(DataError, match=r"gt\.csv: ground-truth file not found"):
+        train(cfg, run_dir=tmp_path / "run", verbose=False)
+    assert not (tmp_path / "run").exists()

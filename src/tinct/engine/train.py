@@ -147,11 +147,12 @@ def train(
     last_ckpt = run.checkpoints / "last.ckpt"
     if resume and not last_ckpt.is_file():
         raise RunDirError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
-    if rank_zero_only.rank == 0:
-        run.create(cfg)
-
+    # Model and data are built first, so a bad backbone name or data folder fails before any file is written.
     task = TASKS.get(cfg.task)(cfg)
     datamodule = task.build_datamodule()
+    datamodule.setup("fit")
+    if rank_zero_only.rank == 0:
+        run.create(cfg)
     ckpt_cb = ModelCheckpoint(
         dirpath=run.checkpoints,
         filename="best",

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -43,6 +43,12 @@ class IlluminantDataConfig(StrictModel):
     test_fraction: float = Field(0.2, ge=0, lt=1)
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _folder_needs_root(self) -> IlluminantDataConfig:
+        if self.kind == "folder" and not self.root:
+            raise ValueError("data.kind 'folder' needs data.root (a folder with gt.csv: image,r,g,b)")
+        return self
 
 
 class IlluminantModelConfig(StrictModel):
@@ -85,6 +91,8 @@ class IlluminantDataModule(L.LightningDataModule):
         self.train_set: Dataset[dict[str, Tensor]] | None = None
 
     def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:  # idempotent: train() validates the data before Lightning runs
+            return
         d, seed = self.cfg.data, self.cfg.seed
         if d.kind == "mondrian":
             from tinct.data.synthetic import MondrianDataset
@@ -95,8 +103,7 @@ class IlluminantDataModule(L.LightningDataModule):
             return
         from tinct.data.illuminant_folder import IlluminantFolder, read_ground_truth
 
-        if d.root is None:
-            raise ValueError("data.kind=folder needs data.root")
+        assert d.root is not None  # guaranteed by IlluminantDataConfig
         n = len(read_ground_truth(d.root))
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
         n_test = round(n * d.test_fraction)
