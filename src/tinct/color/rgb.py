@@ -226,8 +226,8 @@ def xyz_to_linear_rgb(x: Tensor, dim: int = -3) -> Tensor:
         rounding.
 
     Example:
-        >>> xyz_to_linear_rgb(torch.tensor([[0.9505, 1.0, 1.089]]), dim=-1)
-        tensor([[1.0000, 1.0000, 1.0000]])
+        >>> xyz_to_linear_rgb(torch.tensor([[0.9505, 1.0, 1.089]]), dim=-1).round(decimals=3)
+        tensor([[1., 1., 1.]])
 
     References:
         IEC 61966-2-1:1999.
