@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["safe_atan2", "safe_log", "safe_pow", "safe_sqrt", "tiny"]
+__all__ = ["safe_atan2", "safe_log", "safe_sqrt", "tiny"]
 
 
 def tiny(x: Tensor) -> float:
@@ -41,11 +41,3 @@ def safe_atan2(y: Tensor, x: Tensor) -> Tensor:
 def safe_log(x: Tensor, eps: float) -> Tensor:
     """``log(max(x, eps))``: finite value and gradient for x <= 0."""
     return torch.log(torch.clamp(x, min=eps))
-
-
-def safe_pow(x: Tensor, exponent: float) -> Tensor:
-    """``x ** exponent`` for ``x > 0`` and 0 for ``x <= 0`` (``exponent > 0``), with a zero gradient at x <= 0."""
-    positive = x > 0
-    return torch.where(
-        positive, torch.where(positive, x, torch.ones_like(x)).pow(exponent), torch.zeros_like(x)
-    )

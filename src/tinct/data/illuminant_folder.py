@@ -24,9 +24,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from tinct.core.exceptions import DataError
-from tinct.data.io import read_image
+from tinct.data.io import RawImage, read_image
 
-__all__ = ["IlluminantFolder", "load_linear", "read_ground_truth", "thumbnail"]
+__all__ = ["IlluminantFolder", "linear_from_raw", "load_linear", "read_ground_truth", "thumbnail"]
 
 
 def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
@@ -58,19 +58,28 @@ def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
     return df.assign(r=rgb[:, 0], g=rgb[:, 1], b=rgb[:, 2])
 
 
+def linear_from_raw(
+    raw: RawImage, black: float = 0.0, saturation: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """``(linear (3, H, W) float32 in [0, 1], unusable mask (1, H, W))`` of a linear raw image as read.
+
+    ``saturation`` defaults to the file type's white level (65535 for 16-bit files, 1.0 for float arrays).
+    """
+    from tinct.color.raw import normalize_raw
+
+    x = torch.from_numpy(np.ascontiguousarray(raw.array.transpose(2, 0, 1)).astype(np.float32))
+    sat = raw.white_level if saturation is None else saturation
+    return normalize_raw(x, black=black, saturation=sat)
+
+
 def load_linear(
     path: str | os.PathLike[str], black: float = 0.0, saturation: float | None = None
 ) -> tuple[Tensor, Tensor]:
-    """Read a linear raw image and return ``(linear (3, H, W) float32 in [0, 1], unusable mask (1, H, W))``."""
-    from tinct.color.raw import normalize_raw
-
+    """Read a linear raw image file; see :func:`linear_from_raw`. 8-bit / JPEG files are refused."""
     raw = read_image(path)
     if not raw.linear:
         raise DataError(f"{path}: an 8-bit / JPEG file is display-encoded, not linear camera RGB")
-    arr = raw.array
-    x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)).astype(np.float32))
-    sat = raw.white_level if saturation is None else saturation
-    return normalize_raw(x, black=black, saturation=sat)
+    return linear_from_raw(raw, black, saturation)
 
 
 def thumbnail(image: Tensor, mask: Tensor, size: int) -> Tensor:
@@ -94,9 +103,11 @@ class IlluminantFolder(Dataset[dict[str, Tensor]]):
         black: float = 0.0,
         saturation: float | None = None,
         indices: list[int] | None = None,
+        gt: pd.DataFrame | None = None,
     ) -> None:
         self.root = Path(root)
-        self.gt = read_ground_truth(self.root)
+        # Splits of one folder share the validated table instead of re-reading gt.csv and re-checking files.
+        self.gt = read_ground_truth(self.root) if gt is None else gt
         self.indices = list(range(len(self.gt))) if indices is None else list(indices)
         self.size, self.black, self.saturation = size, black, saturation
         self._cache: dict[int, dict[str, Tensor]] = {}

@@ -16,7 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from tinct.engine.io import atomic_torch_save, atomic_write_text
 
-__all__ = ["AtomicCheckpointIO", "EpochMetricsWriter", "EpochPrinter", "pick_progress_bar"]
+__all__ = ["AtomicCheckpointIO", "EpochMetricsWriter", "EpochPrinter", "finite_float", "pick_progress_bar"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -37,7 +37,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
 
 
-def _scalar(v: Any) -> float | None:
+def finite_float(v: Any) -> float | None:
+    """``float(v)`` if that works and is finite (tensors included), else None."""
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -55,13 +56,12 @@ class EpochMetricsWriter(L.Callback):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.rows: list[dict[str, Any]] = []
-        self._t0 = time.perf_counter()
+        self._t0 = 0.0  # set at each epoch start
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.path.is_file():
             old = pd.read_csv(self.path)
             self.rows = old[old["epoch"] < trainer.current_epoch].to_dict("records")
-        self._t0 = time.perf_counter()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.perf_counter()
@@ -71,7 +71,7 @@ class EpochMetricsWriter(L.Callback):
             return
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for k, v in sorted(trainer.callback_metrics.items()):
-            if k.startswith(("train/", "val/")) and (f := _scalar(v)) is not None:
+            if k.startswith(("train/", "val/")) and (f := finite_float(v)) is not None:
                 row[k] = f
         if trainer.optimizers:
             row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
@@ -91,7 +91,7 @@ class EpochPrinter(L.Callback):
         parts = [
             f"{k} {f:.4g}"
             for k in dict.fromkeys(keys)
-            if k and (f := _scalar(trainer.callback_metrics.get(k))) is not None
+            if k and (f := finite_float(trainer.callback_metrics.get(k))) is not None
         ]
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  " + "  ".join(parts), flush=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -109,12 +110,25 @@ def predict(
             f"no image files among {', '.join(map(str, inputs))} (supported: {', '.join(IMAGE_SUFFIXES)})"
         )
     rows: list[dict[str, Any]] = []
-    iterator = track(paths, description="predicting", disable=not progress or not sys.stderr.isatty())
-    for path in iterator:
-        try:
-            rows += task.predict_files([path], out)
-        except DataError as err:
-            print(f"tinct: skipped {err}", file=sys.stderr)
-            rows.append({"image": str(path), "error": str(err)})
+
+    def save() -> None:
         atomic_write_text(out / "predictions.csv", pd.DataFrame(rows).to_csv(index=False))
+
+    # The table is rewritten every few seconds and once at the end (also on an exception), so a long
+    # job keeps its finished rows without rewriting a growing file after every image.
+    last_save = time.monotonic()
+    iterator = track(paths, description="predicting", disable=not progress or not sys.stderr.isatty())
+    try:
+        for path in iterator:
+            try:
+                rows += task.predict_files([path], out)
+            except DataError as err:
+                print(f"tinct: skipped {err}", file=sys.stderr)
+                rows.append({"image": str(path), "error": str(err)})
+            if time.monotonic() - last_save > 5.0:
+                save()
+                last_save = time.monotonic()
+    finally:
+        if rows:
+            save()
     return rows

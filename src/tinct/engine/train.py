@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import time
 import warnings
@@ -13,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 
 from tinct.core.exceptions import RunDirError
-from tinct.engine.callbacks import AtomicCheckpointIO, EpochMetricsWriter, pick_progress_bar
+from tinct.engine.callbacks import AtomicCheckpointIO, EpochMetricsWriter, finite_float, pick_progress_bar
 from tinct.engine.config import ExperimentConfig
 from tinct.engine.io import atomic_write_json
 from tinct.engine.plots import plot_learning_curves
@@ -73,7 +72,7 @@ def build_trainer(
         logging.getLogger(name).setLevel(logging.WARNING)
     t = cfg.trainer.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     progress = [] if run is None else pick_progress_bar(t.progress)
-    uses_bar = any(type(c).__name__.endswith("ProgressBar") for c in progress)
+    uses_bar = any(isinstance(c, ProgressBar) for c in progress)
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
@@ -97,18 +96,6 @@ def build_trainer(
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-
-
-def _finite(d: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for k, v in d.items():
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(f):
-            out[k] = f
-    return out
 
 
 def train(
@@ -196,7 +183,13 @@ def train(
             best_row = pick(rows, key=lambda r: r[task.monitor])
             best_epoch = int(best_row["epoch"])
             metrics.update({k: v for k, v in best_row.items() if k.startswith("val/")})
-    metrics.update(_finite(test_results[0] if test_results else {}))
+    metrics.update(
+        {
+            k: f
+            for k, v in (test_results[0] if test_results else {}).items()
+            if (f := finite_float(v)) is not None
+        }
+    )
     metrics.update(
         {
             "best_epoch": best_epoch,

@@ -8,6 +8,7 @@ and logged as ``<stage>/<error_name>_<stat>``.
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ __all__ = ["TASKS", "Task"]
 TASKS: Registry[type[Task]] = Registry("task")
 
 
-class Task(L.LightningModule):
+class Task(L.LightningModule, abc.ABC):
     """Base class of tinct's tasks.
 
     Subclasses set ``Config`` (their typed config class), ``monitor`` / ``monitor_mode`` (the validation
@@ -45,13 +46,16 @@ class Task(L.LightningModule):
         self.cfg = cfg
         self._errors: dict[str, list[Tensor]] = {"val": [], "test": []}
 
-    # -- to implement ---------------------------------------------------------------------------
+    # -- required of every task -----------------------------------------------------------------
+    @abc.abstractmethod
     def step(self, batch: Any) -> dict[str, Tensor]:
-        raise NotImplementedError
+        """Loss, output and named terms (and optionally per-sample ``errors``) of one batch."""
 
+    @abc.abstractmethod
     def build_datamodule(self) -> L.LightningDataModule:
-        raise NotImplementedError
+        """The Lightning data module of this task's ``cfg.data``."""
 
+    # -- optional capabilities: a task that lacks one says so by name --------------------------
     def with_data(self, path: str | os.PathLike[str]) -> ExperimentConfig:
         """The config of this run pointed at another dataset folder (for ``tinct evaluate --data``)."""
         raise NotImplementedError(f"task {self.cfg.task!r} cannot evaluate on a folder")

@@ -104,12 +104,13 @@ class IlluminantDataModule(L.LightningDataModule):
         from tinct.data.illuminant_folder import IlluminantFolder, read_ground_truth
 
         assert d.root is not None  # guaranteed by IlluminantDataConfig
-        n = len(read_ground_truth(d.root))
+        gt = read_ground_truth(d.root)
+        n = len(gt)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
         n_test = round(n * d.test_fraction)
         n_val = max(1, round(n * d.val_fraction)) if n > 2 else 0
         parts = order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
-        kw = {"size": d.size, "black": d.black_level, "saturation": d.saturation}
+        kw = {"size": d.size, "black": d.black_level, "saturation": d.saturation, "gt": gt}
         self.train_set = IlluminantFolder(d.root, indices=parts[0] or order, **kw)
         self.val_set = IlluminantFolder(d.root, indices=parts[1] or order, **kw)
         self.test_set = IlluminantFolder(d.root, indices=parts[2] or order, **kw)
@@ -192,9 +193,8 @@ class IlluminantTask(Task):
     @torch.no_grad()
     def predict_files(self, paths: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
         from tinct.color.illuminant import correct_illuminant
-        from tinct.color.raw import normalize_raw
         from tinct.color.rgb import linear_to_srgb, srgb_to_linear
-        from tinct.data.illuminant_folder import thumbnail
+        from tinct.data.illuminant_folder import linear_from_raw, thumbnail
         from tinct.data.io import read_image, to_tensor_image, write_image
 
         self.eval()
@@ -203,9 +203,7 @@ class IlluminantTask(Task):
         for path in paths:
             raw = read_image(path)
             if raw.linear:
-                x = torch.from_numpy(raw.array.transpose(2, 0, 1).astype("float32"))
-                sat = raw.white_level if d.saturation is None else d.saturation
-                image, mask = normalize_raw(x, black=d.black_level, saturation=sat)
+                image, mask = linear_from_raw(raw, d.black_level, d.saturation)
             else:
                 warnings.warn(
                     f"{path}: 8-bit / JPEG files are display-encoded sRGB, not linear camera RGB; "
