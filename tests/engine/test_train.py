@@ -152,6 +152,6 @@ def test_bad_data_fails_before_writing_a_run_dir(tiny_cfg, tmp_path) -> None:
 
     cfg = tiny_cfg.model_copy(deep=True)
     cfg.data = cfg.data.model_copy(update={"kind": "folder", "root": str(tmp_path / "nothing")})
-    with pytest.raises(DataError, match=r"gt\.csv: ground-truth file not found"):
+    with pytest.raises(DataError, match=r"nothing: dataset folder not found"):
         train(cfg, run_dir=tmp_path / "run", verbose=False)
     assert not (tmp_path / "run").exists()

@@ -3,6 +3,7 @@
 ```
 DIR/
   gt.csv          # columns image,r,g,b  (ground-truth illuminant in camera RGB, any scale)
+  folds.csv       # optional: columns image,fold (integer) for k-fold cross-validation
   <image files>   # 16-bit PNG/TIFF or .npy float H x W x 3 linear camera RGB
 ```
 
@@ -26,7 +27,14 @@ from torch.utils.data import Dataset
 from tinct.core.exceptions import DataError
 from tinct.data.io import RawImage, read_image
 
-__all__ = ["IlluminantFolder", "linear_from_raw", "load_linear", "read_ground_truth", "thumbnail"]
+__all__ = [
+    "IlluminantFolder",
+    "linear_from_raw",
+    "load_linear",
+    "read_folds",
+    "read_ground_truth",
+    "thumbnail",
+]
 
 
 def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
@@ -55,7 +63,42 @@ def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
     for name in df["image"]:
         if not (Path(root) / str(name)).is_file():
             raise DataError(f"{path}: image {name!r} listed but not found in {root}")
+    if df["image"].duplicated().any():
+        raise DataError(f"{path}: image {df['image'][df['image'].duplicated()].iloc[0]!r} listed twice")
+    from tinct.data.io import IMAGE_SUFFIXES
+
+    listed = {str(n) for n in df["image"]}
+    for f in sorted(Path(root).iterdir()):
+        if f.suffix.lower() in IMAGE_SUFFIXES and f.name not in listed:
+            raise DataError(f"{f}: no ground-truth row in {path}")
     return df.assign(r=rgb[:, 0], g=rgb[:, 1], b=rgb[:, 2])
+
+
+def read_folds(root: str | os.PathLike[str], images: list[str]) -> np.ndarray | None:
+    """Fold ids of ``images`` from ``root/folds.csv`` (columns ``image, fold``), or None without the file.
+
+    Raises:
+        DataError: unparsable file, missing columns, a non-integer or negative fold, or an image of
+            ``gt.csv`` without a fold.
+    """
+    path = Path(root) / "folds.csv"
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_csv(path)
+    except Exception as err:
+        raise DataError(f"{path}: cannot parse as CSV ({err})") from err
+    if not {"image", "fold"} <= set(df.columns):
+        raise DataError(f"{path}: expected columns image,fold; found {', '.join(map(str, df.columns))}")
+    fold = pd.to_numeric(df["fold"], errors="coerce")
+    if fold.isna().any() or (fold < 0).any() or (fold != fold.round()).any():
+        row = int(np.flatnonzero(fold.isna() | (fold < 0) | (fold != fold.round()))[0])
+        raise DataError(f"{path}: row {row + 2}: fold must be a non-negative integer, got {df['fold'][row]!r}")
+    lookup = dict(zip(df["image"].astype(str), fold.astype(int), strict=True))
+    missing = [n for n in images if n not in lookup]
+    if missing:
+        raise DataError(f"{path}: no fold for image {missing[0]!r} ({len(missing)} missing)")
+    return np.asarray([lookup[n] for n in images], dtype=np.int64)
 
 
 def linear_from_raw(
