@@ -18,6 +18,10 @@ EPILOG = """examples:
   tinct train --resume runs/mondrian-20261123-101500 --set trainer.max_epochs=40
   tinct evaluate runs/mondrian-20261123-101500 --data path/to/folder
   tinct predict runs/mondrian-20261123-101500 image1.png folder/
+  tinct data synth-constancy --out data/synth --n 1000 --camera nikon_d5100
+  tinct baselines constancy --data data/synth --out results/
+  tinct crossval configs/constancy/thumbnails.yaml --data thumbs64/ --folds 3
+  tinct study constancy --out runs/study
 """
 
 
@@ -89,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     sub.add_parser("info", help="versions and the registered tasks and backbones")
+
+    from tinct.cli.constancy import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -186,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_evaluate(args)
         if args.command == "predict":
             return _cmd_predict(args)
+        if args.command in ("data", "baselines", "crossval", "study"):
+            from tinct.cli import constancy
+
+            return constancy.run(args)
         if args.command == "config":
             import yaml
 
@@ -198,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 0
         return _cmd_info(args)
+    except NotImplementedError as err:
+        print(f"tinct {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except TinctError as err:
         print(f"tinct {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -2,5 +2,6 @@
 
 from tinct.tasks.base import TASKS, Task
 from tinct.tasks.illuminant import IlluminantConfig, IlluminantTask
+from tinct.tasks.illuminant_embedding import IlluminantEmbeddingConfig, IlluminantEmbeddingTask
 
-__all__ = ["TASKS", "IlluminantConfig", "IlluminantTask", "Task"]
+__all__ = ["TASKS", "IlluminantConfig", "IlluminantEmbeddingConfig", "IlluminantEmbeddingTask", "IlluminantTask", "Task"]

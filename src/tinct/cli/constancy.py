@@ -1,0 +1,174 @@
+"""Colour-constancy commands: ``tinct data ...``, ``tinct baselines constancy``, ``tinct crossval``, ``tinct study``.
+
+Argument parsing only; each command calls one function of :mod:`tinct.data` or :mod:`tinct.engine`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_parsers", "run"]
+
+COMMANDS = ("data", "baselines", "crossval", "study")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 324x216, got {text!r}") from err
+    return w, h
+
+
+def _levels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", default="auto", help="auto | generic | simplecube | intel_tau (default: auto)")
+    p.add_argument("--black-level", type=float, help="raw black level (default: the layout's)")
+    p.add_argument("--saturation", type=float, help="raw saturation level (default: the layout's)")
+
+
+def add_parsers(sub: Any) -> None:
+    """Add the colour-constancy subcommands to the ``tinct`` parser's subparsers."""
+    from tinct.data.synth_constancy import CAMERAS
+
+    d = sub.add_parser("data", help="generate or convert datasets")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    s = dsub.add_parser(
+        "synth-constancy",
+        help="physically based synthetic colour-constancy dataset (SimpleCube++ layout)",
+        description="Natural and procedural scenes lifted to spectral reflectance (Mallett & Yuksel 2019), "
+        "lit by daylight / Planckian / FL / LED illuminants and two-light mixtures, seen through a real "
+        "camera's spectral sensitivities, with noise, black level 2048, saturation 2^14-1, 14-bit values.",
+    )
+    s.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
+    s.add_argument("--n", type=int, default=1000, help="number of images (default: 1000)")
+    s.add_argument(
+        "--camera", default="nikon_d5100", help=f"one of {', '.join(CAMERAS)} (default: nikon_d5100)"
+    )
+    s.add_argument("--size", type=_size, default=(324, 216), help="WIDTHxHEIGHT (default: 324x216)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--test-fraction", type=float, default=0.25)
+    s.add_argument(
+        "--mixtures", type=float, default=0.15, help="fraction of two-light scenes (default: 0.15)"
+    )
+    c = dsub.add_parser(
+        "convert-constancy",
+        help="write any constancy dataset as generic-layout linear .npy thumbnails (tinct's recipe input)",
+    )
+    c.add_argument("input", help="dataset folder (generic, SimpleCube++ or INTEL-TAU layout)")
+    c.add_argument("out", help="output folder (generic layout: <stem>.npy + gt.csv)")
+    c.add_argument("--size", type=int, default=64, help="thumbnail side (default: 64)")
+    _levels(c)
+
+    b = sub.add_parser("baselines", help="classical estimators on a dataset")
+    bsub = b.add_subparsers(dest="baselines_task", required=True, metavar="TASK")
+    bc = bsub.add_parser(
+        "constancy",
+        help="Gray World, White Patch, Shades of Gray, General Gray World, Gray Edge 1/2",
+        description="Free parameters are tuned on the training split only. Protocol: --folds K gives "
+        "k-fold cross-validation with pooled errors; otherwise the layout's train/test split, else "
+        "folds.csv, else 3 folds.",
+    )
+    bc.add_argument("--data", required=True, help="dataset folder")
+    bc.add_argument("--folds", type=int, help="k-fold cross-validation with K folds")
+    bc.add_argument("--out", default=".", help="folder for baselines.json (default: current folder)")
+    bc.add_argument("--seed", type=int, default=0, help="seed of the random fold assignment")
+    _levels(bc)
+
+    cv = sub.add_parser(
+        "crossval",
+        help="k-fold cross-validation of a config; pooled statistics in cv_metrics.json",
+        description="Each fold trains on the other folds and is scored with its LAST checkpoint (no "
+        "selection on the held-out fold); errors of all folds are pooled before statistics (FC4, CLCC). "
+        "Rerun with the same --out to resume.",
+    )
+    cv.add_argument("config", help="illuminant experiment YAML (e.g. configs/constancy/thumbnails.yaml)")
+    cv.add_argument("--data", required=True, help="dataset folder (folds.csv is used when present)")
+    cv.add_argument("--folds", type=int, help="number of folds (default: folds.csv, else 3)")
+    cv.add_argument("--out", help="output folder (default: <output_dir>/<name>-cv-<timestamp>)")
+    cv.add_argument("--pretrain", help="illuminant_embedding YAML: contrastive pretraining per fold first")
+    cv.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+    st = sub.add_parser("study", help="reproduce a study: one table and its figures")
+    ssub = st.add_subparsers(dest="study_task", required=True, metavar="TASK")
+    sc = ssub.add_parser(
+        "constancy",
+        help="linear vs log input x {supervised, contrastive + frozen, contrastive + full} + classical rows",
+        description="Without --data: the physically based synthetic dataset (generated on first use) and "
+        "its test split; with --data: k-fold cross-validation. Writes study.md / study.csv (Type | Epochs | "
+        "Mean | Median | Trimean | Worst25 | Best25), figures/curves.png and figures/error_cdf.png. Rerun "
+        "with the same --out to resume.",
+    )
+    sc.add_argument("--data", help="dataset folder (default: the synthetic dataset)")
+    sc.add_argument("--folds", type=int, help="number of folds for a folder (default: folds.csv, else 3)")
+    sc.add_argument(
+        "--out", default="runs/study-constancy", help="output folder (default: runs/study-constancy)"
+    )
+    sc.add_argument("--config", help="base illuminant YAML (default: configs/constancy/thumbnails.yaml)")
+    sc.add_argument(
+        "--pretrain",
+        help="contrastive pretraining YAML (default: configs/constancy/contrastive_pretrain.yaml)",
+    )
+    sc.add_argument("--epochs", type=int, help="training epochs of every variant")
+    sc.add_argument("--pretrain-epochs", type=int, help="epochs of contrastive pretraining")
+    sc.add_argument("--no-baselines", action="store_true", help="skip the classical reference rows")
+    sc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def _print(table: Any) -> None:
+    from rich.console import Console
+
+    Console().print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch one of :data:`COMMANDS`."""
+    progress = sys.stderr.isatty()
+    if args.command == "data" and args.data_command == "synth-constancy":
+        from tinct.data.synth_constancy import synthesize_constancy
+
+        out = synthesize_constancy(
+            args.out, n=args.n, camera=args.camera, size=args.size, test_fraction=args.test_fraction,
+            seed=args.seed, mixture_fraction=args.mixtures, progress=True,
+        )  # fmt: skip
+        print(f"tinct data synth-constancy: {args.n} images in {out}")
+        return 0
+    if args.command == "data":
+        from tinct.data.constancy import convert_constancy
+
+        out = convert_constancy(
+            args.input, args.out, size=args.size, layout=args.layout, black_level=args.black_level,
+            saturation=args.saturation, progress=True,
+        )  # fmt: skip
+        print(f"tinct data convert-constancy: wrote {out}")
+        return 0
+    if args.command == "baselines":
+        from tinct.engine.baselines import format_table, run_baselines
+
+        stats = run_baselines(
+            args.data, folds=args.folds, out=args.out, layout=args.layout, black_level=args.black_level,
+            saturation=args.saturation, seed=args.seed, progress=progress,
+        )  # fmt: skip
+        _print(format_table(stats))
+        print(f"tinct baselines: wrote {args.out}/baselines.json")
+        return 0
+    if args.command == "crossval":
+        from tinct.engine.config import load_config
+        from tinct.engine.crossval import crossval, format_stats_table
+
+        cfg = load_config(args.config, args.overrides)
+        pre = load_config(args.pretrain) if args.pretrain else None
+        stats = crossval(cfg, args.data, folds=args.folds, out=args.out, pretrain_cfg=pre, progress=True)
+        _print(format_stats_table({cfg.name: stats}, title=f"{stats.get('folds', '')}-fold cross-validation"))
+        return 0
+    from tinct.engine.study import study_constancy
+
+    table = study_constancy(
+        args.out, data=args.data, folds=args.folds, base_config=args.config, epochs=args.epochs,
+        pretrain_epochs=args.pretrain_epochs, overrides=args.overrides, progress=True,
+        pretrain=args.pretrain, baselines=not args.no_baselines,
+    )  # fmt: skip
+    print(table.to_string(index=False))
+    print(f"tinct study constancy: table, figures and runs in {args.out}")
+    return 0
