@@ -113,7 +113,7 @@ class ConstancySource:
 
     def illuminants(self) -> Tensor:
         """All ground-truth illuminants, ``(N, 3)`` unit norm."""
-        rgb = torch.from_numpy(self.table[["r", "g", "b"]].to_numpy(np.float32))
+        rgb = torch.from_numpy(self.table[["r", "g", "b"]].to_numpy(np.float32, copy=True))
         return rgb / rgb.norm(dim=-1, keepdim=True)
 
     def load(self, i: int) -> tuple[Tensor, Tensor]:

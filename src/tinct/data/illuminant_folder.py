@@ -43,7 +43,7 @@ def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: ground-truth file not found (expected columns image,r,g,b)")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype={"image": str})
     except Exception as err:
         raise DataError(f"{path}: cannot parse as CSV ({err})") from err
     missing = [c for c in ("image", "r", "g", "b") if c not in df.columns]
@@ -85,7 +85,7 @@ def read_folds(root: str | os.PathLike[str], images: list[str]) -> np.ndarray | 
     if not path.is_file():
         return None
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype={"image": str})
     except Exception as err:
         raise DataError(f"{path}: cannot parse as CSV ({err})") from err
     if not {"image", "fold"} <= set(df.columns):

@@ -54,7 +54,7 @@ def read_simple_cube(root: str | os.PathLike[str]) -> pd.DataFrame:
         if not png_dir.is_dir():
             raise DataError(f"{png_dir}: folder missing (SimpleCube++ layout: {split}/PNG/<stem>.png)")
         try:
-            df = pd.read_csv(gt_path)
+            df = pd.read_csv(gt_path, dtype={"image": str})
         except Exception as err:
             raise DataError(f"{gt_path}: cannot parse as CSV ({err})") from err
         cols = ["r", "g", "b"] if {"r", "g", "b"} <= set(df.columns) else ["mean_r", "mean_g", "mean_b"]

@@ -29,11 +29,17 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-import colour
 import numpy as np
 
-from tinct.core.checks import check_choice
-from tinct.core.exceptions import UnknownNameError
+# colour-science sets numpy's legacy="1.13" print options on import, which makes pandas write CSV floats
+# with 12 significant digits everywhere in the process; put the caller's options back.
+_PRINT_OPTIONS = np.get_printoptions()
+import colour  # noqa: E402
+
+np.set_printoptions(**_PRINT_OPTIONS)
+
+from tinct.core.checks import check_choice  # noqa: E402 - after the print-option guard
+from tinct.core.exceptions import UnknownNameError  # noqa: E402
 
 __all__ = [
     "CAMERAS",
