@@ -88,7 +88,9 @@ def test_simple_cube_black_level_saturation_and_corner(tmp_path: Path) -> None:
     assert mask[0, -2:, -2:].all(), "the zeroed SpyderCube corner is below black: masked"
     assert mask[0, 0, 0], "saturated pixel masked"
     assert mask.sum() == 5
-    torch.testing.assert_close(src.illuminant(0), torch.nn.functional.normalize(torch.tensor([4.0, 8, 2]), dim=0))
+    torch.testing.assert_close(
+        src.illuminant(0), torch.nn.functional.normalize(torch.tensor([4.0, 8, 2]), dim=0)
+    )
 
 
 def test_simple_cube_accepts_upstream_columns_and_stems_with_extension(tmp_path: Path) -> None:
@@ -102,7 +104,9 @@ def test_simple_cube_accepts_upstream_columns_and_stems_with_extension(tmp_path:
 def test_intel_tau_reads_metadata_json(tmp_path: Path) -> None:
     src = open_constancy(_intel_tau(tmp_path / "i"))
     assert src.layout == "intel_tau" and len(src) == 3 and not src.has_split
-    torch.testing.assert_close(src.illuminant(1), torch.nn.functional.normalize(torch.tensor([2.0, 3, 2]), dim=0))
+    torch.testing.assert_close(
+        src.illuminant(1), torch.nn.functional.normalize(torch.tensor([2.0, 3, 2]), dim=0)
+    )
 
 
 def test_generic_folds_and_random_folds(tmp_path: Path) -> None:
@@ -186,5 +190,5 @@ def test_simple_cube_png_without_row(tmp_path: Path) -> None:
 def test_real_intel_tau_sample(shared_data: Path) -> None:
     src = open_constancy(shared_data / "constancy" / "intel_tau_imx135")
     assert src.layout == "intel_tau" and len(src) == 30
-    image, mask = src.load(0)
+    image, _mask = src.load(0)
     assert image.shape == (3, 256, 384) and 0 < image.max() <= 1

@@ -30,7 +30,9 @@ def test_relight_hand_computed() -> None:
 @pytest.mark.parametrize("mode", ["dataset", "random"])
 def test_label_follows_relighting(mode: str) -> None:
     batch = _grey_batch()
-    aug = ConstancyAugment(16, illuminants=batch["illuminant"], relight=mode, p_relight=1.0, rotate=30, crop=0.6)
+    aug = ConstancyAugment(
+        16, illuminants=batch["illuminant"], relight=mode, p_relight=1.0, rotate=30, crop=0.6
+    )
     torch.manual_seed(1)
     out = aug(batch)
     usable = (~out["mask"]).float()

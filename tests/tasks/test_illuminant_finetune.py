@@ -67,5 +67,5 @@ def test_init_must_match_the_architecture(source_run: Path, tmp_path: Path) -> N
 
 
 def test_freeze_without_init_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="freeze needs model.init"):
+    with pytest.raises(ValueError, match=r"freeze needs model\.init"):
         _cfg(tmp_path, freeze=True)

@@ -93,7 +93,9 @@ def read_folds(root: str | os.PathLike[str], images: list[str]) -> np.ndarray | 
     fold = pd.to_numeric(df["fold"], errors="coerce")
     if fold.isna().any() or (fold < 0).any() or (fold != fold.round()).any():
         row = int(np.flatnonzero(fold.isna() | (fold < 0) | (fold != fold.round()))[0])
-        raise DataError(f"{path}: row {row + 2}: fold must be a non-negative integer, got {df['fold'][row]!r}")
+        raise DataError(
+            f"{path}: row {row + 2}: fold must be a non-negative integer, got {df['fold'][row]!r}"
+        )
     lookup = dict(zip(df["image"].astype(str), fold.astype(int), strict=True))
     missing = [n for n in images if n not in lookup]
     if missing:

@@ -82,8 +82,14 @@ def read_simple_cube(root: str | os.PathLike[str]) -> pd.DataFrame:
                 raise DataError(f"{p}: no ground-truth row in {gt_path}")
         frames.append(
             pd.DataFrame(
-                {"image": stems, "path": [str(p) for p in paths], "r": rgb[:, 0], "g": rgb[:, 1],
-                 "b": rgb[:, 2], "split": split}
+                {
+                    "image": stems,
+                    "path": [str(p) for p in paths],
+                    "r": rgb[:, 0],
+                    "g": rgb[:, 1],
+                    "b": rgb[:, 2],
+                    "split": split,
+                }
             )
         )
     if not frames:

@@ -4,4 +4,11 @@ from tinct.tasks.base import TASKS, Task
 from tinct.tasks.illuminant import IlluminantConfig, IlluminantTask
 from tinct.tasks.illuminant_embedding import IlluminantEmbeddingConfig, IlluminantEmbeddingTask
 
-__all__ = ["TASKS", "IlluminantConfig", "IlluminantEmbeddingConfig", "IlluminantEmbeddingTask", "IlluminantTask", "Task"]
+__all__ = [
+    "TASKS",
+    "IlluminantConfig",
+    "IlluminantEmbeddingConfig",
+    "IlluminantEmbeddingTask",
+    "IlluminantTask",
+    "Task",
+]
