@@ -89,6 +89,10 @@ def add_parsers(sub: Any) -> None:
     cv.add_argument("--out", help="output folder (default: <output_dir>/<name>-cv-<timestamp>)")
     cv.add_argument("--pretrain", help="illuminant_embedding YAML: contrastive pretraining per fold first")
     cv.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    cv.add_argument(
+        "--pretrain-set", dest="pretrain_overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a value of the --pretrain config (e.g. model.input_space=log)",
+    )  # fmt: skip
 
     st = sub.add_parser("study", help="reproduce a study: one table and its figures")
     ssub = st.add_subparsers(dest="study_task", required=True, metavar="TASK")
@@ -154,12 +158,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"tinct baselines: wrote {args.out}/baselines.json")
         return 0
     if args.command == "crossval":
-        from tinct.engine.config import load_config
+        from tinct.engine.config import load_config, parse_overrides
         from tinct.engine.crossval import crossval, format_stats_table
 
-        cfg = load_config(args.config, args.overrides)
-        pre = load_config(args.pretrain) if args.pretrain else None
-        stats = crossval(cfg, args.data, folds=args.folds, out=args.out, pretrain_cfg=pre, progress=True)
+        # model.freeze is only valid together with the model.init that per-fold pretraining sets, so it is
+        # applied per fold; every other override is applied (and validated) up front.
+        late = {k: v for k, v in parse_overrides(args.overrides).items() if k == "model.freeze"}
+        early = [f"data.root={args.data}"] + [o for o in args.overrides if not o.startswith("model.freeze=")]
+        cfg = load_config(args.config, early)
+        pre = load_config(args.pretrain, args.pretrain_overrides) if args.pretrain else None
+        stats = crossval(
+            cfg, args.data, folds=args.folds, out=args.out, pretrain_cfg=pre, progress=True, updates=late
+        )
         _print(format_stats_table({cfg.name: stats}, title=f"{stats.get('folds', '')}-fold cross-validation"))
         return 0
     from tinct.engine.study import study_constancy

@@ -257,7 +257,9 @@ def study_constancy(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = _load_base(base_config, overrides)
+    # The base recipe is a folder template (data.root unset): name the data before it is validated.
+    where = [f"data.root={Path(data).resolve()}"] if data is not None else ["data.kind=synthetic"]
+    base = _load_base(base_config, [*where, *overrides])
     if base.task != "illuminant":
         raise ConfigError(f"the constancy study needs an illuminant config, got task {base.task!r}")
     if epochs is not None:
@@ -267,7 +269,7 @@ def study_constancy(
     if isinstance(pretrain, ExperimentConfig):
         pre_base = pretrain
     elif pretrain is not None:
-        pre_base = load_config(pretrain)
+        pre_base = load_config(pretrain, where)
     else:
         pre_base = pretrain_config(base)
     pre_epochs = pretrain_epochs if pretrain_epochs is not None else base.trainer.max_epochs

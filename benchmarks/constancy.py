@@ -1,0 +1,204 @@
+"""Colour-constancy targets of issue #4: accuracy (real and synthetic) and speed. Prints tables, writes JSON.
+
+Sections (each can be skipped):
+
+- ``classical``: images/s of every classical estimator at 648 x 432 (SimpleCube++ size), target >= 200.
+- ``backbones``: training throughput (images/s, forward + backward + AdamW step at 64 x 64, batch 16) of
+  every backbone, with the small CNN as the in-process reference.
+- ``real``: 3-fold cross-validation of 64 x 64 linear thumbnails of a real dataset (default: the 30
+  INTEL-TAU IMX135 images in ``../shared/data``) with ``configs/constancy/thumbnails.yaml``, against every
+  classical method tuned on the same training folds at full resolution. Target: learned mean <= half the
+  best classical mean; goal mean <= 1.8, median <= 1.2 degrees; training <= 30 min per fold.
+- ``synthetic``: the physically based synthetic dataset's test split, learned vs classical. Target:
+  learned mean <= 1/3 of the best classical mean.
+
+Example::
+
+    python benchmarks/constancy.py                       # everything, ~15 min on a 2-core CPU
+    python benchmarks/constancy.py --only classical backbones
+    python benchmarks/constancy.py --real /data/cube_thumbs64 --epochs 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "constancy" / "intel_tau_imx135"
+RECIPE = ROOT / "configs" / "constancy" / "thumbnails.yaml"
+SECTIONS = ("classical", "backbones", "real", "synthetic")
+
+
+def _print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for h in header:
+        t.add_column(h, justify="left" if h == header[0] else "right")
+    for r in rows:
+        t.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r))
+    Console().print(t)
+
+
+def bench_classical(repeats: int) -> dict[str, Any]:
+    from tinct.engine.baselines import throughput
+    from tinct.models.classical import CLASSICAL_METHODS
+
+    out = {}
+    for name, m in CLASSICAL_METHODS.items():
+        out[name] = {"label": m.label, "images_per_s": throughput(name, (432, 648), 16, repeats, threads=2)}
+    _print_table(
+        "classical estimators, 648 x 432, batch 16, 2 threads (target >= 200 images/s)",
+        ["method", "images/s", "target met"],
+        [[v["label"], v["images_per_s"], "yes" if v["images_per_s"] >= 200 else "no"] for v in out.values()],
+    )
+    return out
+
+
+def bench_backbones(steps: int) -> dict[str, Any]:
+    from tinct.engine.config import load_config
+    from tinct.tasks.illuminant import IlluminantTask
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 3, 64, 64, generator=g)
+    y = torch.nn.functional.normalize(torch.rand(16, 3, generator=g) + 0.1, dim=-1)
+    out: dict[str, Any] = {}
+    for backbone in ("small_cnn", "squeezenet1_1", "mobilenet_v2", "googlenet", "resnet18"):
+        cfg = load_config(RECIPE, [f"model.backbone={backbone}", "data.root=."])
+        task = IlluminantTask(cfg).train()
+        opt = torch.optim.AdamW([p for p in task.parameters() if p.requires_grad], 1e-3)
+        times = []
+        for i in range(steps + 3):
+            t = time.perf_counter()
+            loss = task.step({"image": x, "illuminant": y})["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i >= 3:
+                times.append(time.perf_counter() - t)
+        params = sum(p.numel() for p in task.parameters())
+        out[backbone] = {"images_per_s": 16 / statistics.median(times), "parameters": params}
+    ref = out["small_cnn"]["images_per_s"]
+    _print_table(
+        f"training throughput at 64 x 64, batch 16, {torch.get_num_threads()} threads (median of {steps} steps)",
+        ["backbone", "parameters (M)", "images/s", "vs small_cnn"],
+        [[k, v["parameters"] / 1e6, v["images_per_s"], v["images_per_s"] / ref] for k, v in out.items()],
+    )
+    return out
+
+
+def _stats_row(label: str, s: dict[str, Any]) -> list[Any]:
+    return [label, s["mean"], s["median"], s["trimean"], s["best25"], s["worst25"]]
+
+
+def _compare(
+    title: str, learned: dict[str, Any], classical: dict[str, Any], ratio_target: float
+) -> dict[str, Any]:
+    best_name = min(classical, key=lambda k: classical[k]["mean"])
+    best = classical[best_name]["mean"]
+    ratio = learned["mean"] / best
+    rows = [_stats_row(f"learned ({learned.get('epochs', '?')} epochs)", learned)]
+    rows += [_stats_row(k, v) for k, v in classical.items()]
+    _print_table(title, ["method", "mean", "median", "trimean", "best25", "worst25"], rows)
+    verdict = "met" if ratio <= ratio_target else "missed"
+    print(
+        f"learned mean / best classical mean ({best_name}, {best:.2f}) = {ratio:.2f} "
+        f"(target <= {ratio_target:.2f}: {verdict})"
+    )
+    return {"learned": learned, "classical": classical, "best_classical": best_name, "ratio": ratio,
+            "ratio_target": ratio_target, "target_met": ratio <= ratio_target}  # fmt: skip
+
+
+def bench_real(data: Path, out: Path, epochs: int | None, folds: int) -> dict[str, Any]:
+    from tinct.data.constancy import convert_constancy, detect_layout
+    from tinct.engine.baselines import run_baselines
+    from tinct.engine.config import load_config
+    from tinct.engine.crossval import crossval
+
+    thumbs = data
+    if detect_layout(data) != "generic" or not any(data.glob("*.npy")):
+        thumbs = convert_constancy(data, out / "thumbs64", size=64, progress=False)
+    over = ["trainer.progress=none", f"output_dir={out}", f"data.root={thumbs}"]
+    if epochs:
+        over.append(f"trainer.max_epochs={epochs}")
+    cfg = load_config(RECIPE, over)
+    t = time.perf_counter()
+    learned = crossval(cfg, thumbs, folds=folds, out=out / "crossval", progress=False)
+    wall = time.perf_counter() - t
+    classical = run_baselines(
+        data, folds=folds, out=out / "baselines", seed=cfg.data.split_seed, progress=False
+    )
+    res = _compare(f"real data {data.name}: {folds}-fold CV (pooled), degrees", learned, classical, 0.5)
+    res.update(
+        goal_mean=1.8, goal_median=1.2, wall_seconds=wall, seconds_per_fold=wall / folds,
+        goal_met=learned["mean"] <= 1.8 and learned["median"] <= 1.2,
+    )  # fmt: skip
+    print(f"training + scoring: {wall / folds:.0f} s per fold (target <= 1800 s)")
+    return res
+
+
+def bench_synthetic(out: Path, epochs: int | None, n: int) -> dict[str, Any]:
+    from tinct.engine.baselines import run_baselines
+    from tinct.engine.config import load_config
+    from tinct.engine.crossval import holdout
+    from tinct.tasks.illuminant import ensure_synthetic
+
+    over = ["data.kind=synthetic", f"data.synth_n={n}", "trainer.progress=none", f"output_dir={out}"]
+    if epochs:
+        over.append(f"trainer.max_epochs={epochs}")
+    cfg = load_config(RECIPE, over)
+    root = ensure_synthetic(cfg.data, cfg.output_dir)
+    t = time.perf_counter()
+    learned = holdout(cfg, out / "holdout", progress=False)
+    wall = time.perf_counter() - t
+    classical = run_baselines(root, out=out / "baselines", progress=False)
+    res = _compare(f"synthetic ({n} images, Nikon D5100): test split, degrees", learned, classical, 1 / 3)
+    res["wall_seconds"] = wall
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--real", type=Path, default=SHARED, help="real dataset folder (any layout)")
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--epochs", type=int, help="override the recipe's epochs (real and synthetic)")
+    p.add_argument("--synthetic-n", type=int, default=1200)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "results" / "constancy_runs")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "constancy.json")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    result: dict[str, Any] = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                    "torch": torch.__version__},
+    }  # fmt: skip
+    if "classical" in args.only:
+        result["classical"] = bench_classical(args.repeats)
+    if "backbones" in args.only:
+        result["backbones"] = bench_backbones(10)
+    if "real" in args.only:
+        if args.real.is_dir():
+            result["real"] = bench_real(args.real, args.work / "real", args.epochs, args.folds)
+        else:
+            print(f"skipping real data: {args.real} not found")
+    if "synthetic" in args.only:
+        result["synthetic"] = bench_synthetic(args.work / "synthetic", args.epochs, args.synthetic_n)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    # sections not run this time keep their last results
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    args.out.write_text(json.dumps({**previous, **result}, indent=2, default=float) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
