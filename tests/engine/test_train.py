@@ -155,3 +155,15 @@ def test_bad_data_fails_before_writing_a_run_dir(tiny_cfg, tmp_path) -> None:
     with pytest.raises(DataError, match=r"nothing: dataset folder not found"):
         train(cfg, run_dir=tmp_path / "run", verbose=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_metrics_rows_carry_validation_only_when_it_ran(tiny_cfg, tmp_path) -> None:
+    import pandas as pd
+
+    cfg = tiny_cfg.model_copy(deep=True)
+    cfg.trainer = cfg.trainer.model_copy(update={"max_epochs": 4, "check_val_every_n_epoch": 2})
+    train(cfg, run_dir=tmp_path / "run", verbose=False)
+    df = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    has_val = df["val/loss"].notna().tolist()
+    assert has_val == [False, True, False, True], "stale validation values must not be copied forward"
+    assert df["train/loss"].notna().all()

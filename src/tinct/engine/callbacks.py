@@ -46,11 +46,30 @@ def finite_float(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-class EpochMetricsWriter(L.Callback):
+class _ValidationTracker(L.Callback):
+    """Knows whether validation ran in the current epoch: Lightning keeps the last ``val/*`` values in
+    ``callback_metrics`` on epochs without validation (``check_val_every_n_epoch > 1``), which must not be
+    reported as that epoch's numbers."""
+
+    _validated = False
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validated = False
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = True
+
+    def _fresh(self, key: str) -> bool:
+        return self._validated or not key.startswith("val/")
+
+
+class EpochMetricsWriter(_ValidationTracker):
     """Write one row per epoch to ``metrics.csv`` (rank 0 only, atomically, resume-safe).
 
     On resume, rows of epochs at or after the resumed epoch are dropped first, so a run interrupted
-    between writing metrics and saving its checkpoint never shows an epoch twice.
+    between writing metrics and saving its checkpoint never shows an epoch twice. Validation metrics
+    appear only in the rows of epochs that ran validation.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -64,6 +83,7 @@ class EpochMetricsWriter(L.Callback):
             self.rows = old[old["epoch"] < trainer.current_epoch].to_dict("records")
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
         self._t0 = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -71,7 +91,7 @@ class EpochMetricsWriter(L.Callback):
             return
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for k, v in sorted(trainer.callback_metrics.items()):
-            if k.startswith(("train/", "val/")) and (f := finite_float(v)) is not None:
+            if k.startswith(("train/", "val/")) and self._fresh(k) and (f := finite_float(v)) is not None:
                 row[k] = f
         if trainer.optimizers:
             row["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
@@ -81,7 +101,7 @@ class EpochMetricsWriter(L.Callback):
             atomic_write_text(self.path, pd.DataFrame(self.rows).to_csv(index=False))
 
 
-class EpochPrinter(L.Callback):
+class EpochPrinter(_ValidationTracker):
     """One line per epoch on stdout, for logs and CI where a live progress bar would flood the output."""
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -91,7 +111,7 @@ class EpochPrinter(L.Callback):
         parts = [
             f"{k} {f:.4g}"
             for k in dict.fromkeys(keys)
-            if k and (f := finite_float(trainer.callback_metrics.get(k))) is not None
+            if k and self._fresh(k) and (f := finite_float(trainer.callback_metrics.get(k))) is not None
         ]
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  " + "  ".join(parts), flush=True)
 

@@ -62,7 +62,8 @@ def plot_learning_curves(
     epochs = df["epoch"] + 1
     for ax, (name, lines) in zip(axes.flat, panels, strict=False):
         for col, label in lines:
-            ax.plot(epochs, df[col], "-o", ms=3, label=label)
+            ok = df[col].notna()  # validation metrics exist only on epochs that ran validation
+            ax.plot(epochs[ok], df.loc[ok, col], "-o", ms=3, label=label)
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
