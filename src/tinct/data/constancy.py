@@ -42,6 +42,7 @@ __all__ = [
     "convert_constancy",
     "detect_layout",
     "fold_ids",
+    "layout_levels",
     "open_constancy",
 ]
 
@@ -122,22 +123,22 @@ class ConstancySource:
         Raises:
             DataError: the file is unreadable, or is 8-bit / JPEG (display-encoded, not linear).
         """
-        from tinct.color.raw import normalize_raw
-        from tinct.data.io import read_image
+        from tinct.data.illuminant_folder import load_linear
 
-        path = Path(self.table["path"].iloc[i])
-        raw = read_image(path)
-        if not raw.linear:
-            raise DataError(
-                f"{path}: {raw.bit_depth}-bit / JPEG files are display-encoded, not linear camera RGB; "
-                "colour-constancy data must be 16-bit PNG/TIFF or float .npy"
-            )
-        x = torch.from_numpy(np.ascontiguousarray(raw.array.transpose(2, 0, 1)).astype(np.float32))
-        black = self.black_level or 0.0
-        sat = raw.white_level if self.saturation is None else self.saturation
-        if sat <= black:
-            raise DataError(f"{path}: saturation {sat} must exceed the black level {black}")
-        return normalize_raw(x, black=black, saturation=sat, tolerance=0.5 * black)
+        return load_linear(self.table["path"].iloc[i], self.black_level or 0.0, self.saturation)
+
+
+def layout_levels(
+    layout: str, black_level: float | None = None, saturation: float | None = None
+) -> tuple[float | None, float | None]:
+    """``(black_level, saturation)`` of a layout: the given values, else the layout's defaults (see the
+    module table; ``None`` saturation means the file type's maximum)."""
+    from tinct.data.simple_cube import SIMPLE_CUBE_BLACK, SIMPLE_CUBE_SATURATION
+
+    if layout == "simplecube":
+        black_level = SIMPLE_CUBE_BLACK if black_level is None else black_level
+        saturation = SIMPLE_CUBE_SATURATION if saturation is None else saturation
+    return black_level, saturation
 
 
 def open_constancy(
@@ -160,7 +161,7 @@ def open_constancy(
     """
     from tinct.data.illuminant_folder import read_folds, read_ground_truth
     from tinct.data.intel_tau import read_intel_tau
-    from tinct.data.simple_cube import SIMPLE_CUBE_BLACK, SIMPLE_CUBE_SATURATION, read_simple_cube
+    from tinct.data.simple_cube import read_simple_cube
 
     r = Path(root)
     check_choice(layout, ("auto", *LAYOUTS), "dataset layout")
@@ -173,12 +174,10 @@ def open_constancy(
         table["fold"] = folds if folds is not None else -1
     elif layout == "simplecube":
         table = read_simple_cube(r).assign(fold=-1)
-        black_level = SIMPLE_CUBE_BLACK if black_level is None else black_level
-        saturation = SIMPLE_CUBE_SATURATION if saturation is None else saturation
     else:
         table = read_intel_tau(r).assign(split="", fold=-1)
     table = table[["image", "path", "r", "g", "b", "split", "fold"]].reset_index(drop=True)
-    return ConstancySource(r, layout, table, black_level, saturation)
+    return ConstancySource(r, layout, table, *layout_levels(layout, black_level, saturation))
 
 
 def fold_ids(source: ConstancySource, k: int | None = None, seed: int = 0) -> np.ndarray:
@@ -208,21 +207,15 @@ _THUMBS_MAX = 50_000
 
 
 def _thumbnail(source: ConstancySource, i: int, size: int) -> tuple[Tensor, Tensor]:
-    from tinct.data.illuminant_folder import thumbnail
+    from tinct.data.illuminant_folder import thumbnail_and_mask
 
     key = (source.table["path"].iloc[i], source.black_level, source.saturation, size)
     hit = _THUMBS.get(key)
     if hit is None:
-        image, mask = source.load(i)
-        valid = F_avg((~mask).float(), size)
-        hit = (thumbnail(image, mask, size), valid <= 0)
+        hit = thumbnail_and_mask(*source.load(i), size)
         if len(_THUMBS) < _THUMBS_MAX:
             _THUMBS[key] = hit
     return hit
-
-
-def F_avg(x: Tensor, size: int) -> Tensor:
-    return torch.nn.functional.adaptive_avg_pool2d(x.unsqueeze(0), size).squeeze(0)
 
 
 class ConstancyThumbnails(Dataset[dict[str, Tensor]]):

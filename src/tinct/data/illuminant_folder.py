@@ -9,7 +9,8 @@ DIR/
 
 Black level and saturation are configurable (defaults: 0 and the file type's maximum; 1.0 for float
 arrays). Images are reduced to ``size x size`` thumbnails by area averaging over usable pixels only, so
-saturated and below-black pixels never leak into the input.
+saturated and below-black pixels never leak into the input. :func:`tinct.data.constancy.open_constancy`
+reads this layout (and the others) into a dataset.
 """
 
 from __future__ import annotations
@@ -22,19 +23,44 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from tinct.core.exceptions import DataError
 from tinct.data.io import RawImage, read_image
 
 __all__ = [
-    "IlluminantFolder",
+    "illuminant_columns",
     "linear_from_raw",
     "load_linear",
     "read_folds",
+    "read_csv_table",
     "read_ground_truth",
     "thumbnail",
+    "thumbnail_and_mask",
 ]
+
+
+def read_csv_table(path: Path) -> pd.DataFrame:
+    """``pandas.read_csv`` with image names kept as strings ("00001" stays "00001"); errors name the file."""
+    try:
+        return pd.read_csv(path, dtype={"image": str})
+    except Exception as err:
+        raise DataError(f"{path}: cannot parse as CSV ({err})") from err
+
+
+def illuminant_columns(df: pd.DataFrame, columns: list[str], names: list[str], path: Path) -> np.ndarray:
+    """The ``(N, 3)`` float64 illuminants in ``columns`` of a ground-truth table, all finite and positive.
+
+    Raises:
+        DataError: naming ``path``, the CSV row and its image ``names[row]``.
+    """
+    rgb = df[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(rgb).all(axis=1) | (rgb <= 0).any(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: row {row + 2} ({names[row]}): illuminant must be finite and positive, got {rgb[row].tolist()}"
+        )
+    return rgb
 
 
 def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
@@ -42,10 +68,7 @@ def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(root) / "gt.csv"
     if not path.is_file():
         raise DataError(f"{path}: ground-truth file not found (expected columns image,r,g,b)")
-    try:
-        df = pd.read_csv(path, dtype={"image": str})
-    except Exception as err:
-        raise DataError(f"{path}: cannot parse as CSV ({err})") from err
+    df = read_csv_table(path)
     missing = [c for c in ("image", "r", "g", "b") if c not in df.columns]
     if missing:
         raise DataError(
@@ -53,13 +76,7 @@ def read_ground_truth(root: str | os.PathLike[str]) -> pd.DataFrame:
         )
     if df.empty:
         raise DataError(f"{path}: no rows")
-    rgb = df[["r", "g", "b"]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(rgb).all(axis=1) | (rgb <= 0).any(axis=1)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{path}: row {row + 2} ({df['image'].iloc[row]}): illuminant must be finite and positive, got {rgb[row].tolist()}"
-        )
+    rgb = illuminant_columns(df, ["r", "g", "b"], list(df["image"]), path)
     for name in df["image"]:
         if not (Path(root) / str(name)).is_file():
             raise DataError(f"{path}: image {name!r} listed but not found in {root}")
@@ -104,72 +121,57 @@ def read_folds(root: str | os.PathLike[str], images: list[str]) -> np.ndarray | 
 
 
 def linear_from_raw(
-    raw: RawImage, black: float = 0.0, saturation: float | None = None
+    raw: RawImage, black: float = 0.0, saturation: float | None = None, tolerance: float | None = None
 ) -> tuple[Tensor, Tensor]:
     """``(linear (3, H, W) float32 in [0, 1], unusable mask (1, H, W))`` of a linear raw image as read.
 
     ``saturation`` defaults to the file type's white level (65535 for 16-bit files, 1.0 for float arrays).
+    Pixels below ``black - tolerance`` are masked; the default tolerance is half the black level, so a
+    zeroed calibration target is masked but read noise around black is not.
+
+    Raises:
+        DataError: ``saturation`` does not exceed ``black``.
     """
     from tinct.color.raw import normalize_raw
 
     x = torch.from_numpy(np.ascontiguousarray(raw.array.transpose(2, 0, 1)).astype(np.float32))
     sat = raw.white_level if saturation is None else saturation
-    return normalize_raw(x, black=black, saturation=sat)
+    if sat <= black:
+        raise DataError(f"{raw.path}: saturation {sat} must exceed the black level {black}")
+    tol = 0.5 * black if tolerance is None else tolerance
+    return normalize_raw(x, black=black, saturation=sat, tolerance=tol)
 
 
 def load_linear(
     path: str | os.PathLike[str], black: float = 0.0, saturation: float | None = None
 ) -> tuple[Tensor, Tensor]:
-    """Read a linear raw image file; see :func:`linear_from_raw`. 8-bit / JPEG files are refused."""
+    """Read a linear raw image file; see :func:`linear_from_raw`. 8-bit / JPEG files are refused.
+
+    Raises:
+        DataError: unreadable file, or an 8-bit / JPEG file (display-encoded, not linear camera RGB).
+    """
     raw = read_image(path)
     if not raw.linear:
-        raise DataError(f"{path}: an 8-bit / JPEG file is display-encoded, not linear camera RGB")
+        raise DataError(
+            f"{path}: {raw.bit_depth}-bit / JPEG files are display-encoded, not linear camera RGB; "
+            "colour-constancy data must be 16-bit PNG/TIFF or float .npy"
+        )
     return linear_from_raw(raw, black, saturation)
+
+
+def thumbnail_and_mask(image: Tensor, mask: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Area-average ``image`` to ``size x size`` over usable pixels (``mask`` True = unusable).
+
+    Returns:
+        ``(thumbnail (3, size, size), empty (1, size, size))``, ``empty`` True for cells without a single
+        usable pixel (those cells are 0).
+    """
+    valid = (~mask).to(image.dtype)
+    num = F.adaptive_avg_pool2d((image * valid).unsqueeze(0), size)
+    den = F.adaptive_avg_pool2d(valid.unsqueeze(0), size)
+    return (num / den.clamp_min(1e-6)).squeeze(0), den.squeeze(0) <= 0
 
 
 def thumbnail(image: Tensor, mask: Tensor, size: int) -> Tensor:
     """Area-average ``image`` to ``size x size`` over usable pixels (``mask`` True = unusable)."""
-    valid = (~mask).to(image.dtype)
-    num = F.adaptive_avg_pool2d((image * valid).unsqueeze(0), size)
-    den = F.adaptive_avg_pool2d(valid.unsqueeze(0), size)
-    return (num / den.clamp_min(1e-6)).squeeze(0)
-
-
-class IlluminantFolder(Dataset[dict[str, Tensor]]):
-    """Images of a folder in the generic layout, as ``{"image", "illuminant", "mask"}`` thumbnails.
-
-    Images are decoded once and cached as thumbnails (a few KB each), so epochs after the first are fast.
-    """
-
-    def __init__(
-        self,
-        root: str | os.PathLike[str],
-        size: int = 64,
-        black: float = 0.0,
-        saturation: float | None = None,
-        indices: list[int] | None = None,
-        gt: pd.DataFrame | None = None,
-    ) -> None:
-        self.root = Path(root)
-        # Splits of one folder share the validated table instead of re-reading gt.csv and re-checking files.
-        self.gt = read_ground_truth(self.root) if gt is None else gt
-        self.indices = list(range(len(self.gt))) if indices is None else list(indices)
-        self.size, self.black, self.saturation = size, black, saturation
-        self._cache: dict[int, dict[str, Tensor]] = {}
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        j = self.indices[i]
-        if j not in self._cache:
-            row = self.gt.iloc[j]
-            image, mask = load_linear(self.root / str(row["image"]), self.black, self.saturation)
-            thumb = thumbnail(image, mask, self.size)
-            illum = torch.tensor([row["r"], row["g"], row["b"]], dtype=torch.float32)
-            self._cache[j] = {
-                "image": thumb,
-                "illuminant": illum / illum.norm(),
-                "mask": torch.zeros(1, self.size, self.size, dtype=torch.bool),
-            }
-        return self._cache[j]
+    return thumbnail_and_mask(image, mask, size)[0]

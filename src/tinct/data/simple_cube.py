@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from tinct.core.exceptions import DataError
+from tinct.data.illuminant_folder import illuminant_columns, read_csv_table
 
 __all__ = ["SIMPLE_CUBE_BLACK", "SIMPLE_CUBE_SATURATION", "is_simple_cube", "read_simple_cube"]
 
@@ -53,10 +53,7 @@ def read_simple_cube(root: str | os.PathLike[str]) -> pd.DataFrame:
             continue
         if not png_dir.is_dir():
             raise DataError(f"{png_dir}: folder missing (SimpleCube++ layout: {split}/PNG/<stem>.png)")
-        try:
-            df = pd.read_csv(gt_path, dtype={"image": str})
-        except Exception as err:
-            raise DataError(f"{gt_path}: cannot parse as CSV ({err})") from err
+        df = read_csv_table(gt_path)
         cols = ["r", "g", "b"] if {"r", "g", "b"} <= set(df.columns) else ["mean_r", "mean_g", "mean_b"]
         missing = [c for c in ["image", *cols] if c not in df.columns]
         if missing:
@@ -64,14 +61,8 @@ def read_simple_cube(root: str | os.PathLike[str]) -> pd.DataFrame:
                 f"{gt_path}: missing column(s) {', '.join(missing)}; expected image,r,g,b "
                 f"(or image,mean_r,mean_g,mean_b); found {', '.join(map(str, df.columns))}"
             )
-        rgb = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
         stems = [str(s).removesuffix(".png").removesuffix(".PNG") for s in df["image"]]
-        bad = ~np.isfinite(rgb).all(axis=1) | (rgb <= 0).any(axis=1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{gt_path}: row {i + 2} ({stems[i]}): illuminant must be finite and positive, got {rgb[i].tolist()}"
-            )
+        rgb = illuminant_columns(df, cols, stems, gt_path)
         paths = [png_dir / f"{s}.png" for s in stems]
         for s, p in zip(stems, paths, strict=True):
             if not p.is_file():

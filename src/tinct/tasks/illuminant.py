@@ -32,6 +32,7 @@ __all__ = [
     "IlluminantDataModule",
     "IlluminantModelConfig",
     "IlluminantTask",
+    "build_backbone",
     "ensure_synthetic",
     "load_backbone_state",
     "preprocess_input",
@@ -325,7 +326,7 @@ class IlluminantTask(Task):
     def __init__(self, cfg: IlluminantConfig) -> None:
         super().__init__(cfg)
         m = cfg.model
-        self.backbone = create_backbone(m.backbone, in_channels=3, weights=m.weights, **_backbone_kwargs(m))
+        self.backbone = build_backbone(m)
         n = self.backbone.num_features
         self.head: nn.Module = (
             ConfidencePoolingHead(n, hidden=m.hidden, dropout=m.dropout)
@@ -346,25 +347,19 @@ class IlluminantTask(Task):
 
     def raw_levels(self) -> tuple[float, float | None]:
         """Black and saturation levels for new raw files: the config's, else those of its data layout."""
-        from tinct.data.simple_cube import SIMPLE_CUBE_BLACK, SIMPLE_CUBE_SATURATION
+        from tinct.data.constancy import detect_layout, layout_levels
 
         d = self.cfg.data
         layout = d.layout
         if d.kind == "synthetic":
             layout = "simplecube"
         elif layout == "auto" and d.kind == "folder" and d.root and Path(d.root).is_dir():
-            from tinct.data.constancy import detect_layout
-
             try:
                 layout = detect_layout(d.root)
             except DataError:
                 layout = "generic"
-        if layout == "simplecube":
-            return (
-                SIMPLE_CUBE_BLACK if d.black_level is None else d.black_level,
-                SIMPLE_CUBE_SATURATION if d.saturation is None else d.saturation,
-            )
-        return (d.black_level or 0.0, d.saturation)
+        black, saturation = layout_levels(layout, d.black_level, d.saturation)
+        return black or 0.0, saturation
 
     def preprocess(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
         return preprocess_input(image, mask, self.cfg.model.input_space)
@@ -433,5 +428,8 @@ class IlluminantTask(Task):
         return rows
 
 
-def _backbone_kwargs(m: IlluminantModelConfig) -> dict[str, Any]:
-    return {"width": m.width, "depth": m.depth} if m.backbone == "small_cnn" else {}
+def build_backbone(m: Any) -> nn.Module:
+    """The backbone of a model section with ``backbone, width, depth, weights`` (illuminant and embedding
+    tasks share it, so a pretrained embedding's ``backbone.*`` weights load into the illuminant task)."""
+    kwargs = {"width": m.width, "depth": m.depth} if m.backbone == "small_cnn" else {}
+    return create_backbone(m.backbone, in_channels=3, weights=m.weights, **kwargs)

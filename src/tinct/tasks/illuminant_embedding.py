@@ -25,7 +25,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import lightning as L
 import torch
@@ -37,9 +37,14 @@ from tinct.color.illuminant import angular_error
 from tinct.core.checks import check_choice, check_shape
 from tinct.data.transforms import relight
 from tinct.engine.config import ExperimentConfig, StrictModel
-from tinct.models.backbones import create_backbone
+from tinct.models.heads import PooledRegressionHead
 from tinct.tasks.base import TASKS, Task
-from tinct.tasks.illuminant import IlluminantDataConfig, IlluminantDataModule, preprocess_input
+from tinct.tasks.illuminant import (
+    IlluminantDataConfig,
+    IlluminantDataModule,
+    build_backbone,
+    preprocess_input,
+)
 
 __all__ = [
     "DISTANCES",
@@ -325,7 +330,7 @@ class InfoNCELoss(nn.Module):
 
 
 # -- model and task ---------------------------------------------------------------------------------
-class ProjectionHead(nn.Module):
+class ProjectionHead(PooledRegressionHead):
     """Global average pooling, an MLP (one hidden ReLU layer unless ``hidden == 0``), L2 normalisation.
 
     Shape:
@@ -333,16 +338,10 @@ class ProjectionHead(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int = 128, hidden: int = 128) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        if hidden > 0:
-            layers += [nn.Linear(in_features, hidden), nn.ReLU(inplace=True)]
-            in_features = hidden
-        layers.append(nn.Linear(in_features, out_features))
-        self.net = nn.Sequential(*layers)
+        super().__init__(in_features, out_features, hidden=hidden)
 
     def forward(self, features: Tensor) -> Tensor:
-        return F.normalize(self.net(features), dim=-1, eps=1e-8)
+        return F.normalize(super().forward(features), dim=-1, eps=1e-8)
 
 
 class EmbeddingModelConfig(StrictModel):
@@ -369,10 +368,6 @@ class IlluminantEmbeddingConfig(ExperimentConfig):
     model: EmbeddingModelConfig = EmbeddingModelConfig()
 
 
-def _backbone_kwargs(m: EmbeddingModelConfig) -> dict[str, Any]:
-    return {"width": m.width, "depth": m.depth} if m.backbone == "small_cnn" else {}
-
-
 @TASKS.register("illuminant_embedding")
 class IlluminantEmbeddingTask(Task):
     r"""Learn a unit-norm illuminant embedding from relit in-batch views (see the module docstring).
@@ -392,7 +387,7 @@ class IlluminantEmbeddingTask(Task):
     def __init__(self, cfg: IlluminantEmbeddingConfig) -> None:
         super().__init__(cfg)
         m = cfg.model
-        self.backbone = create_backbone(m.backbone, in_channels=3, weights=m.weights, **_backbone_kwargs(m))
+        self.backbone = build_backbone(m)
         self.projector = ProjectionHead(self.backbone.num_features, m.embed_dim, m.projector_hidden)
 
     def preprocess(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
