@@ -16,13 +16,27 @@ TINY = [
     "trainer.limit_val_batches=1",
     "trainer.limit_test_batches=1",
     "trainer.progress=none",
-    "data.n_train=16",
-    "data.n_val=8",
-    "data.n_test=8",
-    "data.size=32",
-    "data.batch_size=8",
     "data.num_workers=0",
 ]
+TINY_DATA = {
+    "illuminant": ["data.n_train=16", "data.n_val=8", "data.n_test=8", "data.size=32", "data.batch_size=8"],
+    "colorization": [
+        "data.resize=48", "data.crop=32", "data.eval_size=40", "data.samples_per_epoch=8", "data.batch_size=4",
+        "model.infer_size=48",
+    ],
+}  # fmt: skip
+TINY_DATA["illuminant_embedding"] = TINY_DATA["illuminant"]
+
+
+def _photo_folder(folder: Path) -> Path:
+    import cv2
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        image = (rng.random((8, 10, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(image, (60, 50), interpolation=cv2.INTER_LINEAR))
+    return folder
 
 
 def test_there_are_configs() -> None:
@@ -31,9 +45,11 @@ def test_there_are_configs() -> None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_config_trains_tiny(path: Path, tmp_path: Path) -> None:
-    overrides = [*TINY, f"output_dir={tmp_path}"]
     raw = yaml.safe_load(path.read_text())
-    if raw["data"].get("kind") == "folder":  # the user names the folder; the test makes one
+    overrides = [*TINY, *TINY_DATA[raw["task"]], f"output_dir={tmp_path}"]
+    if raw["task"] == "colorization" and raw["data"].get("kind") == "folder":
+        overrides.append(f"data.root={_photo_folder(tmp_path / 'photos')}")
+    elif raw["data"].get("kind") == "folder":  # the user names the folder; the test makes one
         folder = tmp_path / "data"
         folder.mkdir()
         rng = np.random.default_rng(0)

@@ -28,8 +28,9 @@ def _levels(p: argparse.ArgumentParser) -> None:
     p.add_argument("--saturation", type=float, help="raw saturation level (default: the layout's)")
 
 
-def add_parsers(sub: Any) -> None:
-    """Add the colour-constancy subcommands to the ``tinct`` parser's subparsers."""
+def add_parsers(sub: Any) -> Any:
+    """Add the colour-constancy subcommands to the ``tinct`` parser's subparsers; returns the ``study``
+    subparsers (other tasks add their studies there)."""
     from tinct.data.synth_constancy import CAMERAS
 
     d = sub.add_parser("data", help="generate or convert datasets")
@@ -118,6 +119,7 @@ def add_parsers(sub: Any) -> None:
     sc.add_argument("--pretrain-epochs", type=int, help="epochs of contrastive pretraining")
     sc.add_argument("--no-baselines", action="store_true", help="skip the classical reference rows")
     sc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return ssub
 
 
 def _print(table: Any) -> None:

@@ -22,6 +22,9 @@ EPILOG = """examples:
   tinct baselines constancy --data data/synth --out results/
   tinct crossval configs/constancy/thumbnails.yaml --data thumbs64/ --folds 3
   tinct study constancy --out runs/study
+  tinct colorize photo.jpg folder/ --out colorized/ [--model RUN_DIR_OR_WEIGHTS] [--temperature 0.38]
+  tinct evaluate colorization --data photos/ [--model RUN_DIR_OR_WEIGHTS]
+  tinct study colorization --out runs/study-colorization
 """
 
 
@@ -75,12 +78,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
     _add_trainer_flags(t)
 
-    e = sub.add_parser("evaluate", help="test a trained run on its test split or on a data folder")
-    e.add_argument("run_dir")
+    e = sub.add_parser(
+        "evaluate",
+        help="test a trained run on its test split or on a data folder; or: evaluate colorization --model M --data DIR",
+        description="tinct evaluate RUN_DIR [--data DIR]: the run's task metrics. tinct evaluate colorization "
+        "[--model RUN_DIR_OR_WEIGHTS] --data DIR: a colorizer (default: the shipped one) on every photo of DIR "
+        "at full resolution, beside the grayscale baseline; writes colorization_metrics.json (auc_raw, "
+        "auc_rebalanced, psnr, colorfulness for the model, and the same under 'gray').",
+    )
+    e.add_argument("run_dir", metavar="RUN_DIR | colorization")
     e.add_argument("--data", help="folder to evaluate on (the task's folder layout)")
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--accelerator", default="cpu")
-    e.add_argument("--out", help="write the metrics JSON here (default: inside the run directory)")
+    e.add_argument(
+        "--out",
+        help="write the metrics JSON here (default: inside the run directory; colorization: "
+        "./colorization_metrics.json, and a copy in a --model run directory)",
+    )
+    e.add_argument(
+        "--model", help="(colorization) run directory, checkpoint or weights file; default: shipped"
+    )
+    e.add_argument("--temperature", type=float, help="(colorization) annealed-mean temperature")
 
     p = sub.add_parser("predict", help="run a trained model on image files or folders")
     p.add_argument("run_dir")
@@ -94,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="versions and the registered tasks and backbones")
 
-    from tinct.cli.constancy import add_parsers
+    from tinct.cli import colorization, constancy
 
-    add_parsers(sub)
+    study = constancy.add_parsers(sub)
+    colorization.add_parsers(sub, study)
     return parser
 
 
@@ -127,7 +146,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from tinct.engine.evaluate import evaluate
+
+    if args.run_dir == "colorization" and not (Path(args.run_dir) / "config.yaml").is_file():
+        from tinct.cli.colorization import run_evaluate
+
+        return run_evaluate(args)
+    if args.model or args.temperature is not None:
+        raise TinctError("--model and --temperature belong to 'tinct evaluate colorization'")
 
     metrics = evaluate(
         args.run_dir, args.data, checkpoint=args.checkpoint, accelerator=args.accelerator, out=args.out
@@ -194,6 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_evaluate(args)
         if args.command == "predict":
             return _cmd_predict(args)
+        if args.command in ("colorize", "export") or (
+            args.command == "study" and args.study_task == "colorization"
+        ):
+            from tinct.cli import colorization
+
+            return colorization.run(args)
         if args.command in ("data", "baselines", "crossval", "study"):
             from tinct.cli import constancy
 

@@ -1,5 +1,26 @@
 """Functional metrics and their statistics."""
 
+from tinct.metrics.colorization import (
+    AUC_MAX_THRESHOLD,
+    ABAccuracy,
+    ab_auc,
+    ab_errors,
+    colorfulness,
+    pixel_rebalancing_weights,
+    psnr,
+    semantic_interpretability,
+)
 from tinct.metrics.statistics import STAT_NAMES, error_statistics
 
-__all__ = ["STAT_NAMES", "error_statistics"]
+__all__ = [
+    "AUC_MAX_THRESHOLD",
+    "ABAccuracy",
+    "ab_auc",
+    "ab_errors",
+    "colorfulness",
+    "pixel_rebalancing_weights",
+    "psnr",
+    "semantic_interpretability",
+    "STAT_NAMES",
+    "error_statistics",
+]

@@ -1,0 +1,113 @@
+"""Pretrained weights shipped with tinct, each tied to the recipe that made it and the metrics it reached.
+
+As in torchvision, a weights entry is a dataclass naming its file; the file's model card (a JSON file
+beside it) records the exact commands that trained and exported it, the data, and measured metrics. The
+only weights loaded without a user-named file are these, stored inside the package: nothing is downloaded.
+
+Exported colorizer files (``.pt``) hold ``{"format", "config", "state_dict"}``: the run's resolved config
+(enough to rebuild the network and its decoding) and the network's weights in float16 (half the size;
+the float32 upcast changes predicted ab by far less than one CIELAB unit). They load with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tinct.core.exceptions import RunDirError
+from tinct.engine.io import atomic_torch_save, atomic_write_json
+
+__all__ = ["DEFAULT_COLORIZER", "PretrainedWeights", "export_colorizer", "load_colorizer_file"]
+
+FORMAT = "tinct-colorizer-v1"
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """A weights file inside the package and its model card (``<file stem>.json``)."""
+
+    name: str
+    file: str
+    description: str
+
+    def path(self) -> Path:
+        """Location of the weights file (inside the installed package)."""
+        path = Path(str(resources.files("tinct.models") / "weights" / self.file))
+        if not path.is_file():
+            raise RunDirError(f"{path}: the shipped weights {self.name!r} are missing from this installation")
+        return path
+
+    def card(self) -> dict[str, Any]:
+        """The model card: recipe commands, training data, measured metrics."""
+        return json.loads(self.path().with_suffix(".json").read_text())
+
+
+DEFAULT_COLORIZER = PretrainedWeights(
+    name="eccv16_w025_photos",
+    file="colorization_eccv16_w025_photos.pt",
+    description="ECCV16 colorizer at width 0.25 (2 M parameters), classification with class rebalancing, "
+    "trained on the 167 photos of tinct's reference set by configs/colorization/eccv16_photos.yaml",
+)
+
+
+def export_colorizer(
+    run: str | os.PathLike[str], out: str | os.PathLike[str], card: dict[str, Any] | None = None
+) -> Path:
+    """Write a colorization run's (best) network as a compact weights file, plus its model card.
+
+    Args:
+        run: a colorization run directory or checkpoint.
+        out: the ``.pt`` file to write; the card goes to the same path with ``.json``.
+        card: extra entries for the card (recipe, metrics ...).
+    """
+    from tinct.engine.colorize import load_colorizer
+
+    colorizer, info = load_colorizer(run)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in colorizer.net.state_dict().items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save({"format": FORMAT, "config": info["config"], "state_dict": state}, out)
+    n_params = sum(p.numel() for p in colorizer.net.parameters())
+    atomic_write_json(
+        out.with_suffix(".json"),
+        {
+            "format": FORMAT,
+            "source": str(run),
+            "parameters": n_params,
+            "config": info["config"],
+            **(card or {}),
+        },
+    )
+    return out
+
+
+def load_colorizer_file(
+    path: str | os.PathLike[str], temperature: float | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Rebuild a colorizer from an exported weights file (see :func:`export_colorizer`)."""
+    from tinct.engine.config import config_from_dict
+    from tinct.tasks.colorization import ColorizationTask
+
+    p = Path(path)
+    try:
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise RunDirError(f"{p}: cannot load weights ({err})") from err
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise RunDirError(f"{p}: not a tinct colorizer file (expected format {FORMAT!r})")
+    cfg = config_from_dict(blob["config"], source=str(p))
+    task = ColorizationTask(cfg)  # type: ignore[arg-type]
+    try:
+        task.net.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+        )
+    except RuntimeError as err:
+        raise RunDirError(f"{p}: weights do not fit the network of its config ({err})") from err
+    return task.colorizer(temperature).eval(), {"config": blob["config"]}
