@@ -178,9 +178,11 @@ def test_colorize_and_evaluate_a_run(tiny_run: Path, tmp_path: Path) -> None:
 
 
 def test_export_round_trip(tiny_run: Path, tmp_path: Path) -> None:
-    path = export_colorizer(tiny_run, tmp_path / "w.pt", {"recipe": ["tinct train ..."]})
+    path = export_colorizer(tiny_run, tmp_path / "w.pt", {"recipe": ["tinct train ..."]}, evaluate=True)
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["recipe"] == ["tinct train ..."] and card["parameters"] > 0
+    assert card["training"]["epochs"] == 2 and card["file_bytes"] == path.stat().st_size
+    assert card["test_photos"] and 0 < card["test_metrics"]["auc_raw"] <= 1
     exported, _ = load_colorizer_file(path)
     original, _ = load_colorizer(tiny_run)
     rgb = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(2))

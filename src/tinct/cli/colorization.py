@@ -42,7 +42,10 @@ def add_parsers(sub: Any, study: Any) -> None:
     x.add_argument(
         "--out", required=True, help="weights file to write (.pt); the card goes beside it (.json)"
     )
-    x.add_argument("--card", help="JSON file with extra model-card entries (recipe, metrics)")
+    x.add_argument("--card", help="JSON file with extra model-card entries (recipe, notes)")
+    x.add_argument(
+        "--evaluate", action="store_true", help="score the exported weights on the run's held-out test photos"
+    )
 
     s = study.add_parser(
         "colorization",
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         from tinct.models.pretrained import export_colorizer
 
         card = json.loads(open(args.card).read()) if args.card else None
-        path = export_colorizer(args.run_dir, args.out, card)
+        path = export_colorizer(args.run_dir, args.out, card, evaluate=args.evaluate)
         print(
             f"tinct export: wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.json')}"
         )

@@ -58,33 +58,51 @@ DEFAULT_COLORIZER = PretrainedWeights(
 
 
 def export_colorizer(
-    run: str | os.PathLike[str], out: str | os.PathLike[str], card: dict[str, Any] | None = None
+    run: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    card: dict[str, Any] | None = None,
+    *,
+    evaluate: bool = False,
 ) -> Path:
     """Write a colorization run's (best) network as a compact weights file, plus its model card.
+
+    The card records the source, parameter count, config, the run's training metrics (for a run
+    directory) and ``card``'s entries. With ``evaluate=True`` the exported file itself is scored on the
+    run's held-out test photos at full resolution (:func:`tinct.engine.colorize.evaluate_colorization`),
+    recorded as ``test_metrics``.
 
     Args:
         run: a colorization run directory or checkpoint.
         out: the ``.pt`` file to write; the card goes to the same path with ``.json``.
-        card: extra entries for the card (recipe, metrics ...).
+        card: extra entries for the card (recipe, notes ...).
+        evaluate: also measure the exported weights on the run's test split.
     """
-    from tinct.engine.colorize import load_colorizer
+    from tinct.engine.colorize import evaluate_colorization, load_colorizer
 
     colorizer, info = load_colorizer(run)
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in colorizer.net.state_dict().items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save({"format": FORMAT, "config": info["config"], "state_dict": state}, out)
-    n_params = sum(p.numel() for p in colorizer.net.parameters())
-    atomic_write_json(
-        out.with_suffix(".json"),
-        {
-            "format": FORMAT,
-            "source": str(run),
-            "parameters": n_params,
-            "config": info["config"],
-            **(card or {}),
-        },
-    )
+    entries: dict[str, Any] = {
+        "format": FORMAT,
+        "source": str(run),
+        "parameters": sum(p.numel() for p in colorizer.net.parameters()),
+        "file_bytes": out.stat().st_size,
+        "config": info["config"],
+    }
+    metrics_file = Path(run) / "metrics.json"
+    if metrics_file.is_file():
+        entries["training"] = json.loads(metrics_file.read_text())
+    if evaluate:
+        from tinct.engine.config import config_from_dict
+        from tinct.tasks.colorization import ColorizationDataModule
+
+        cfg = config_from_dict(info["config"], source=str(run))
+        splits = ColorizationDataModule(cfg).resolve_splits()  # type: ignore[arg-type]
+        entries["test_photos"] = [str(p) for p in splits["test"]]
+        entries["test_metrics"] = evaluate_colorization(out, splits["test"], None, progress=False)
+    atomic_write_json(out.with_suffix(".json"), {**entries, **(card or {})})
     return out
 
 

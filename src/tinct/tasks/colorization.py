@@ -236,7 +236,10 @@ class Colorizer(nn.Module):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(size) > max(ph, pw) else "replicate")
         ab = self.decode(self.net(x), temperature)
-        ab = ab[..., : (size[0] + 3) // 4, : (size[1] + 3) // 4]
+        # Back to the (padded) network input grid, drop the padding, then to the photo's own grid.
+        ab = F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False)[
+            ..., : size[0], : size[1]
+        ]
         return F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
 
     @torch.no_grad()
