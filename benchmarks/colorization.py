@@ -215,7 +215,7 @@ def bench_accuracy(study: Path) -> dict[str, Any]:
 
         card = DEFAULT_COLORIZER.card()
         shipped = card.get("test_metrics")
-    except Exception as err:  # noqa: BLE001 - reported, not fatal
+    except Exception as err:  # reported, not fatal
         print(f"shipped colorizer card unavailable: {err}")
     _print_table(
         f"colorization ablation ({study}): held-out photos, full resolution",

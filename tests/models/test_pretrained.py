@@ -37,7 +37,7 @@ def test_recipe_config_builds_the_shipped_architecture() -> None:
 def test_shipped_colorizer_colours_a_sample_photo(tmp_path: Path) -> None:
     from tinct.data.photos import skimage_photos
 
-    colorizer, info = load_colorizer()
+    _, info = load_colorizer()
     assert info["source"] == f"shipped:{DEFAULT_COLORIZER.name}"
     photo = [p for p in skimage_photos() if p.name == "coffee.png"]
     m = evaluate_colorization(None, photo, None, progress=False)
