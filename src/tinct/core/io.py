@@ -13,12 +13,23 @@ import torch
 __all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a temporary file in the same folder, fsync it, then rename it over ``path``."""
+    """Write ``data`` to a temporary file in the same folder, fsync it, then rename it over ``path``.
+
+    The file gets the permissions of an ordinary new file (0666 minus the umask), not the owner-only
+    mode of the temporary file, so run directories stay readable by a group as any other file would.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
