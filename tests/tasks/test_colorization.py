@@ -166,6 +166,14 @@ def test_colorize_and_evaluate_a_run(tiny_run: Path, tmp_path: Path) -> None:
     assert panel.shape[1] == 3 * 45 + 2 * 4  # grayscale | predicted | original
     assert cv2.imread(by_name["gray.png"]["panel"]).shape[1] == 2 * 30 + 4  # no original to show
     assert (tmp_path / "out" / "colorize.csv").is_file()
+    # Sub-folders are kept: equal file names in two folders do not overwrite each other.
+    nested = _photos(tmp_path / "nested", n=1)
+    _photos(nested / "again", n=1)
+    rows = colorize([nested], tmp_path / "out2", tiny_run, progress=False)
+    assert sorted(Path(r["output"]).relative_to(tmp_path / "out2").as_posix() for r in rows) == [
+        "again/p0_color.png",
+        "p0_color.png",
+    ]
 
     with pytest.warns(UserWarning, match="skipped"):
         m = evaluate_colorization(tiny_run, photos, tmp_path / "m.json", progress=False)

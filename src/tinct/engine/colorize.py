@@ -148,7 +148,8 @@ def colorize(
     panel: bool = True,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Colorize photo files and folders (recursively) into ``out_dir``; write ``colorize.csv``.
+    """Colorize photo files and folders (recursively, keeping their sub-folders) into ``out_dir``; write
+    ``colorize.csv``.
 
     Unreadable files are reported by name on stderr, recorded with their error, and skipped.
     """
@@ -156,6 +157,7 @@ def colorize(
 
     colorizer, _ = load_colorizer(model, temperature)
     paths: list[Path] = []
+    subdirs: list[Path] = []  # a folder's sub-folders are kept, so equal names never overwrite each other
     for item in inputs:
         try:
             found = list_photos(item)
@@ -165,15 +167,16 @@ def colorize(
         if Path(item).is_dir() and not found:
             print(f"tinct: {item}: no photos (jpg, png, tif, bmp)", file=sys.stderr)
         paths += found
+        subdirs += [p.parent.relative_to(item) if Path(item).is_dir() else Path() for p in found]
     if not paths:
         raise DataError(f"no photos among {', '.join(map(str, inputs))}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     try:
-        for path in track(paths, "colorizing", enabled=progress):
+        for path, subdir in track(list(zip(paths, subdirs, strict=True)), "colorizing", enabled=progress):
             try:
-                rows.append(colorize_file(colorizer, path, out, temperature, panel))
+                rows.append(colorize_file(colorizer, path, out / subdir, temperature, panel))
             except DataError as err:
                 print(f"tinct: skipped {err}", file=sys.stderr)
                 rows.append({"image": str(path), "error": str(err)})

@@ -177,7 +177,10 @@ def quickstart(out: str | os.PathLike[str] = "runs", epochs: int = 4, seed: int 
     for label, m in (
         ("shipped colorizer", colorization["shipped"]),
         ("grayscale (ab = 0)", colorization["shipped"]["gray"]),
-        (f"tiny model ({colorization['tiny']['epochs']} epochs, trained on these)", colorization["tiny_eval"]),
+        (
+            f"tiny model ({colorization['tiny']['epochs']} epochs, trained on these)",
+            colorization["tiny_eval"],
+        ),
     ):
         table.add_row(label, *(f"{m[k]:.3f}" for k in ("auc_raw", "auc_rebalanced", "psnr", "colorfulness")))
     console.print(table)
