@@ -283,7 +283,6 @@ class ColorizationTask(Task):
         prior = reference_prior(dtype=torch.float64)
         self.register_buffer("prior", prior.float())
         self.register_buffer("class_weights", rebalancing_weights(prior, m.lam).float())
-        self._eval_weights: Tensor | None = None
 
     def setup(self, stage: str) -> None:
         # A resumed run's checkpoint overwrites these buffers after setup(), so this costs nothing there.
