@@ -176,6 +176,14 @@ def _markdown(table: pd.DataFrame, n_test: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+_SHORT = {
+    "classification + rebalancing": "class.\n+ rebal.",
+    "classification, no rebalancing": "class.",
+    "L2 regression": "L2",
+    "grayscale (ab = 0)": "gray",
+}
+
+
 def _figures(out: Path, chosen: Sequence[_Variant], table: pd.DataFrame, photos: Sequence[Path]) -> None:
     import matplotlib
 
@@ -195,8 +203,8 @@ def _figures(out: Path, chosen: Sequence[_Variant], table: pd.DataFrame, photos:
         ax.bar(range(len(shown)), shown[col], color=colours)
         ax.set_xticks(
             range(len(shown)),
-            [m.replace(", ", ",\n").replace(" + ", " +\n") for m in shown["Model"]],
-            fontsize=7,
+            [_SHORT.get(m, m) for m in shown["Model"]],
+            fontsize=8,
         )
         ax.set_title(col)
         if col == "Colourfulness":
