@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from tinct.core.exceptions import DataError, RunDirError
@@ -185,6 +184,8 @@ def colorize(
                     print(f"tinct: {path}: {rows[-1]['note']}", file=sys.stderr)
     finally:
         if rows:
+            import pandas as pd
+
             atomic_write_text(out / "colorize.csv", pd.DataFrame(rows).to_csv(index=False))
     return rows
 

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 from tinct.core.exceptions import DataError, RunDirError
@@ -110,6 +109,8 @@ def predict(
             f"no image files among {', '.join(map(str, inputs))} (supported: {', '.join(IMAGE_SUFFIXES)})"
         )
     rows: list[dict[str, Any]] = []
+
+    import pandas as pd
 
     def save() -> None:
         atomic_write_text(out / "predictions.csv", pd.DataFrame(rows).to_csv(index=False))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
-
 __all__ = ["plot_learning_curves"]
 
 
@@ -40,6 +38,7 @@ def plot_learning_curves(
     ``..._median`` ...) share one panel, one line per statistic.
     """
     import matplotlib
+    import pandas as pd
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -9,18 +9,16 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.utilities import rank_zero_only
+from typing import TYPE_CHECKING, Any
 
 from tinct.core.exceptions import RunDirError
-from tinct.engine.callbacks import AtomicCheckpointIO, EpochMetricsWriter, finite_float, pick_progress_bar
 from tinct.engine.config import ExperimentConfig
 from tinct.engine.io import atomic_write_json
 from tinct.engine.plots import plot_learning_curves
 from tinct.engine.run_dir import RunDir, new_run_path
+
+if TYPE_CHECKING:  # Lightning is imported when training starts, not by commands that only predict
+    import lightning as L
 
 __all__ = ["build_trainer", "resolve_run_dir", "train"]
 
@@ -67,6 +65,11 @@ def build_trainer(
     cfg: ExperimentConfig, run: RunDir | None, callbacks: list[L.Callback], **overrides: Any
 ) -> L.Trainer:
     """A Lightning ``Trainer`` from ``cfg.trainer``; non-None ``overrides`` (accelerator, devices ...) win."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ProgressBar
+
+    from tinct.engine.callbacks import AtomicCheckpointIO, pick_progress_bar
+
     # Lightning's INFO chatter (tips, "GPU available: False") drowns tinct's own one-line summaries.
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -125,6 +128,11 @@ def train(
         Flat metrics: ``val/<metric>`` at the best epoch, ``test/<metric>`` of the best checkpoint, plus
         ``best_epoch``, ``epochs``, ``train_time_s`` and ``run_dir``. Also written to ``metrics.json``.
     """
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from tinct.engine.callbacks import EpochMetricsWriter, finite_float
     from tinct.tasks import TASKS
 
     if resume and run_dir is None:

@@ -106,13 +106,32 @@ def export_colorizer(
     return out
 
 
+def _colorizer_from_config(config: Any, source: Path, temperature: float | None) -> Any:
+    """Network and decoding of an exported file's config, without the training stack (no Lightning)."""
+    from tinct.models.colorization import COLORIZERS, Colorizer
+
+    try:
+        if config["task"] != "colorization":
+            raise RunDirError(f"{source}: holds a {config['task']!r} model, not a colorizer")
+        model, data = config["model"], config["data"]
+        net = COLORIZERS.get(model.get("arch", "eccv16"))(width=float(model["width"]), head=model["head"])
+        t = float(model.get("temperature", 0.38)) if temperature is None else temperature
+        colorizer = Colorizer(
+            net, t, float(data.get("l_cent", 50.0)), float(data.get("l_norm", 100.0)),
+            int(model.get("infer_size", 256)),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunDirError(f"{source}: invalid colorizer config ({err!r})") from err
+    return colorizer
+
+
 def load_colorizer_file(
     path: str | os.PathLike[str], temperature: float | None = None
 ) -> tuple[Any, dict[str, Any]]:
-    """Rebuild a colorizer from an exported weights file (see :func:`export_colorizer`)."""
-    from tinct.engine.config import config_from_dict
-    from tinct.tasks.colorization import ColorizationTask
+    """Rebuild a colorizer from an exported weights file (see :func:`export_colorizer`).
 
+    Only the network is built (no Lightning import), so ``tinct colorize`` starts in a few seconds.
+    """
     p = Path(path)
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
@@ -120,12 +139,10 @@ def load_colorizer_file(
         raise RunDirError(f"{p}: cannot load weights ({err})") from err
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise RunDirError(f"{p}: not a tinct colorizer file (expected format {FORMAT!r})")
-    cfg = config_from_dict(blob["config"], source=str(p))
-    task = ColorizationTask(cfg)  # type: ignore[arg-type]
+    colorizer = _colorizer_from_config(blob.get("config"), p, temperature)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
     try:
-        task.net.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
-        )
+        colorizer.net.load_state_dict(state)
     except RuntimeError as err:
         raise RunDirError(f"{p}: weights do not fit the network of its config ({err})") from err
-    return task.colorizer(temperature).eval(), {"config": blob["config"]}
+    return colorizer.eval(), {"config": blob["config"]}

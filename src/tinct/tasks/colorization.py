@@ -25,11 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from tinct.core.exceptions import DataError
 from tinct.engine.config import ExperimentConfig, StrictModel
+from tinct.models.colorization import Colorizer
 from tinct.tasks.base import TASKS, Task
 
 __all__ = [
@@ -189,72 +190,6 @@ def data_prior(images: Sequence[np.ndarray], sigma: float = 5.0) -> Tensor:
         rgb = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
         acc.update(rgb_to_lab(rgb)[1:])
     return acc.prior(sigma)
-
-
-class Colorizer(nn.Module):
-    """A trained network as a photo colorizer: full-resolution sRGB (or L) in, sRGB and CIELAB out.
-
-    The photo's L is resized so its short side is ``infer_size`` (padded by reflection to a multiple of
-    8), the network predicts ab at 1/4 of that, which is decoded (annealed mean at ``temperature``, or the
-    regression output), bilinearly upsampled to the photo's full resolution and joined with the photo's own
-    full-resolution L, so the output's lightness is exactly the input's.
-
-    Args:
-        net: a :class:`tinct.models.colorization.ColorizationNet`.
-        temperature: annealed-mean temperature (classification heads).
-        l_cent, l_norm: L normalisation the network was trained with.
-        infer_size: short side at which the network runs.
-    """
-
-    def __init__(
-        self, net: nn.Module, temperature: float = 0.38, l_cent: float = 50.0, l_norm: float = 100.0,
-        infer_size: int = 256,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        self.net = net
-        self.temperature = temperature
-        self.l_cent = l_cent
-        self.l_norm = l_norm
-        self.infer_size = infer_size
-
-    def decode(self, out: Tensor, temperature: float | None = None) -> Tensor:
-        """Network output (logits or ab / 100) -> ab at the network's resolution."""
-        from tinct.color.quantize import annealed_mean
-
-        if out.shape[-3] == 2:
-            return out * 100.0
-        return annealed_mean(out, self.temperature if temperature is None else temperature)
-
-    def predict_ab(self, lightness: Tensor, temperature: float | None = None) -> Tensor:
-        """ab for an L map :math:`(B, 1, H, W)` (L* in [0, 100]) at full resolution :math:`(B, 2, H, W)`."""
-        h, w = lightness.shape[-2:]
-        scale = self.infer_size / min(h, w)
-        size = (max(8, round(h * scale)), max(8, round(w * scale)))
-        small = F.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
-        ph, pw = -size[0] % 8, -size[1] % 8
-        x = (small - self.l_cent) / self.l_norm
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(size) > max(ph, pw) else "replicate")
-        ab = self.decode(self.net(x), temperature)
-        # Back to the (padded) network input grid, drop the padding, then to the photo's own grid.
-        ab = F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False)[
-            ..., : size[0], : size[1]
-        ]
-        return F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-
-    @torch.no_grad()
-    def forward(self, rgb: Tensor, temperature: float | None = None) -> tuple[Tensor, Tensor]:
-        """Colorize sRGB photos :math:`(B, 3, H, W)` in [0, 1] (their colour is ignored; only L is used).
-
-        Returns:
-            ``(rgb, lab)``: the colorized sRGB (clipped to [0, 1]) and its CIELAB before clipping, whose L
-            channel is the input's.
-        """
-        from tinct.color.lab import lab_to_rgb, rgb_to_lab
-
-        lightness = rgb_to_lab(rgb)[:, :1]
-        lab = torch.cat([lightness, self.predict_ab(lightness, temperature)], dim=1)
-        return lab_to_rgb(lab, clip=True), lab
 
 
 @TASKS.register("colorization")
