@@ -25,6 +25,7 @@ EPILOG = """examples:
   tinct colorize photo.jpg folder/ --out colorized/ [--model RUN_DIR_OR_WEIGHTS] [--temperature 0.38]
   tinct evaluate colorization --data photos/ [--model RUN_DIR_OR_WEIGHTS]
   tinct study colorization --out runs/study-colorization
+  tinct export runs/study-colorization/classification_rebalanced --out colorizer.pt --evaluate
 """
 
 

@@ -6,7 +6,7 @@ only weights loaded without a user-named file are these, stored inside the packa
 
 Exported colorizer files (``.pt``) hold ``{"format", "config", "state_dict"}``: the run's resolved config
 (enough to rebuild the network and its decoding) and the network's weights in float16 (half the size;
-the float32 upcast changes predicted ab by far less than one CIELAB unit). They load with
+predicted ab moved by at most 0.14 CIELAB units on six photos). They load with
 ``torch.load(weights_only=True)``.
 """
 
