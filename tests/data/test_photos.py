@@ -114,4 +114,4 @@ def test_crops_and_centre_images() -> None:
 
 def test_skimage_photos_are_bundled() -> None:
     paths = skimage_photos()
-    assert len(paths) >= 6 and all(p.is_file() for p in paths)
+    assert len(paths) == 5 and all(p.is_file() for p in paths)
