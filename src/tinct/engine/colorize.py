@@ -2,7 +2,7 @@
 
 A model is named by a run directory, a training checkpoint (``.ckpt``), an exported weights file
 (``.pt``, see :mod:`tinct.models.pretrained`), or nothing: the pretrained colorizer shipped with tinct.
-Photos of any size are colorized at full resolution (:class:`tinct.tasks.colorization.Colorizer`). A file
+Photos of any size are colorized at full resolution (:class:`tinct.models.colorization.Colorizer`). A file
 that cannot be read is reported by name and skipped; the rest of the job goes on.
 """
 
@@ -34,7 +34,7 @@ def load_colorizer(
     """The colorizer of a run directory, checkpoint, exported weights file, or (None) the shipped model.
 
     Returns:
-        ``(colorizer, info)``: a :class:`~tinct.tasks.colorization.Colorizer` in eval mode and a dict
+        ``(colorizer, info)``: a :class:`~tinct.models.colorization.Colorizer` in eval mode and a dict
         describing where it came from (``source``, ``config``).
 
     Raises:

@@ -73,8 +73,7 @@ class ColorizationNet(nn.Module):
         in_channels: input channels (1: the L channel).
 
     Shape:
-        - Input: :math:`(B, 1, H, W)`, H and W multiples of 8 (other sizes are padded by the callers in
-          :mod:`tinct.tasks.colorization`).
+        - Input: :math:`(B, 1, H, W)`, H and W multiples of 8 (:class:`Colorizer` pads other sizes).
         - Output: :math:`(B, 313, H/4, W/4)` (classification) or :math:`(B, 2, H/4, W/4)`.
 
     Example:
@@ -145,10 +144,20 @@ class Colorizer(nn.Module):
     full-resolution L, so the output's lightness is exactly the input's.
 
     Args:
-        net: a :class:`tinct.models.colorization.ColorizationNet`.
+        net: a :class:`ColorizationNet`.
         temperature: annealed-mean temperature (classification heads).
         l_cent, l_norm: L normalisation the network was trained with.
         infer_size: short side at which the network runs.
+
+    Shape:
+        - Input: :math:`(B, 3, H, W)` sRGB in [0, 1], any H and W.
+        - Output: ``(rgb, lab)``, each :math:`(B, 3, H, W)`.
+
+    Example:
+        >>> colorizer = Colorizer(ColorizationNet(width=0.125), infer_size=32).eval()
+        >>> rgb, lab = colorizer(torch.rand(1, 3, 37, 50))
+        >>> rgb.shape, lab.shape
+        (torch.Size([1, 3, 37, 50]), torch.Size([1, 3, 37, 50]))
     """
 
     def __init__(
