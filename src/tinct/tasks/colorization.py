@@ -286,8 +286,10 @@ class ColorizationTask(Task):
         errors = ab_errors(pred_ab, ab)
         pred_rgb = lab_to_rgb(torch.cat([lightness, pred_ab], 1), clip=True)
         return {
-            "auc_raw": torch.tensor(ABAccuracy().update(errors).auc()),
-            "auc_rebalanced": torch.tensor(ABAccuracy().update(errors, pixel_rebalancing_weights(ab)).auc()),
+            "auc_raw": torch.tensor(ABAccuracy().update(errors).auc(), device=out.device),
+            "auc_rebalanced": torch.tensor(
+                ABAccuracy().update(errors, pixel_rebalancing_weights(ab)).auc(), device=out.device
+            ),
             "psnr": psnr(pred_rgb, rgb).clamp(max=100.0).mean(),
             "colorfulness": colorfulness(pred_rgb).mean(),
             "errors": errors.mean(dim=(-2, -1)),
