@@ -23,8 +23,7 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import functools
 import statistics
 import subprocess
 import sys
@@ -35,23 +34,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import machine_info, print_table, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "colorization" / "eccv16_photos.yaml"
 PHOTO = ROOT.parent / "shared" / "data" / "photos" / "CSun_Hays80"
 SECTIONS = ("colorize", "training", "accuracy")
-
-
-def _print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=title)
-    for h in header:
-        t.add_column(h, justify="left" if h == header[0] else "right")
-    for r in rows:
-        t.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r))
-    Console().print(t)
+_table = functools.partial(print_table, digits=3)  # seconds and shares need the third decimal
 
 
 def _test_photo(folder: Path) -> Path:
@@ -108,7 +97,7 @@ def bench_colorize(model: str | None, repeats: int) -> dict[str, Any]:
         "command_wall_s": statistics.median(walls),
         "target_s": 1.0,
     }
-    _print_table(
+    _table(
         f"tinct colorize, one 1024 x 768 photo, {torch.get_num_threads()} threads (median of {repeats})",
         ["step", "seconds", "target"],
         [
@@ -167,7 +156,7 @@ def bench_training(steps: int) -> dict[str, Any]:
         "soft_encode_share": encode / step,
         "target_share": 0.10,
     }
-    _print_table(
+    _table(
         f"training step of the recipe (width {m.width}, {d.crop} x {d.crop} crops, batch {d.batch_size}, "
         f"{torch.get_num_threads()} threads, median of {steps})",
         ["quantity", "value", "target"],
@@ -217,7 +206,7 @@ def bench_accuracy(study: Path) -> dict[str, Any]:
         shipped = card.get("test_metrics")
     except Exception as err:  # reported, not fatal
         print(f"shipped colorizer card unavailable: {err}")
-    _print_table(
+    _table(
         f"colorization ablation ({study}): held-out photos, full resolution",
         list(table.columns),
         [
@@ -225,7 +214,7 @@ def bench_accuracy(study: Path) -> dict[str, Any]:
             for _, r in table.iterrows()
         ],
     )
-    _print_table("targets", ["check", "met"], [[k, "yes" if v else "NO"] for k, v in checks.items()])
+    _table("targets", ["check", "met"], [[k, "yes" if v else "NO"] for k, v in checks.items()])
     return {"table": table.to_dict(orient="records"), "checks": checks, "shipped_card_test_metrics": shipped}
 
 
@@ -239,10 +228,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "colorization.json")
     args = p.parse_args()
     torch.set_num_threads(2)
-    result: dict[str, Any] = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__},
-    }  # fmt: skip
+    result: dict[str, Any] = {"machine": machine_info()}
     if "colorize" in args.only:
         result["colorize"] = bench_colorize(args.model, args.repeats)
     if "training" in args.only:
@@ -252,10 +238,7 @@ def main() -> None:
             result["accuracy"] = bench_accuracy(args.study)
         else:
             print(f"skipping accuracy: no {args.study}/study.csv (run tinct study colorization first)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    args.out.write_text(json.dumps({**previous, **result}, indent=2, default=float) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

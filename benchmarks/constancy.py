@@ -22,31 +22,18 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from _common import machine_info, print_table, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "constancy" / "intel_tau_imx135"
 RECIPE = ROOT / "configs" / "constancy" / "thumbnails.yaml"
 SECTIONS = ("classical", "backbones", "real", "synthetic")
-
-
-def _print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=title)
-    for h in header:
-        t.add_column(h, justify="left" if h == header[0] else "right")
-    for r in rows:
-        t.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in r))
-    Console().print(t)
 
 
 def bench_classical(repeats: int) -> dict[str, Any]:
@@ -56,7 +43,7 @@ def bench_classical(repeats: int) -> dict[str, Any]:
     out = {}
     for name, m in CLASSICAL_METHODS.items():
         out[name] = {"label": m.label, "images_per_s": throughput(name, (432, 648), 16, repeats, threads=2)}
-    _print_table(
+    print_table(
         "classical estimators, 648 x 432, batch 16, 2 threads (target >= 200 images/s)",
         ["method", "images/s", "target met"],
         [[v["label"], v["images_per_s"], "yes" if v["images_per_s"] >= 200 else "no"] for v in out.values()],
@@ -88,7 +75,7 @@ def bench_backbones(steps: int) -> dict[str, Any]:
         params = sum(p.numel() for p in task.parameters())
         out[backbone] = {"images_per_s": 16 / statistics.median(times), "parameters": params}
     ref = out["small_cnn"]["images_per_s"]
-    _print_table(
+    print_table(
         f"training throughput at 64 x 64, batch 16, {torch.get_num_threads()} threads (median of {steps} steps)",
         ["backbone", "parameters (M)", "images/s", "vs small_cnn"],
         [[k, v["parameters"] / 1e6, v["images_per_s"], v["images_per_s"] / ref] for k, v in out.items()],
@@ -108,7 +95,7 @@ def _compare(
     ratio = learned["mean"] / best
     rows = [_stats_row(f"learned ({learned.get('epochs', '?')} epochs)", learned)]
     rows += [_stats_row(k, v) for k, v in classical.items()]
-    _print_table(title, ["method", "mean", "median", "trimean", "best25", "worst25"], rows)
+    print_table(title, ["method", "mean", "median", "trimean", "best25", "worst25"], rows)
     verdict = "met" if ratio <= ratio_target else "missed"
     print(
         f"learned mean / best classical mean ({best_name}, {best:.2f}) = {ratio:.2f} "
@@ -178,10 +165,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "constancy.json")
     args = p.parse_args()
     torch.set_num_threads(2)
-    result: dict[str, Any] = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__},
-    }  # fmt: skip
+    result: dict[str, Any] = {"machine": machine_info()}
     if "classical" in args.only:
         result["classical"] = bench_classical(args.repeats)
     if "backbones" in args.only:
@@ -193,11 +177,7 @@ def main() -> None:
             print(f"skipping real data: {args.real} not found")
     if "synthetic" in args.only:
         result["synthetic"] = bench_synthetic(args.work / "synthetic", args.epochs, args.synthetic_n)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    # sections not run this time keep their last results
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    args.out.write_text(json.dumps({**previous, **result}, indent=2, default=float) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from tinct.core.exceptions import ConfigError
-from tinct.engine.config import ExperimentConfig, load_config, parse_overrides
-from tinct.engine.crossval import with_updates
+from tinct.engine.config import ExperimentConfig
+from tinct.engine.crossval import ensure_trained, with_updates
 from tinct.engine.io import atomic_write_json, atomic_write_text
+from tinct.engine.run_dir import RunDir
+from tinct.engine.study import load_base_config
 
 __all__ = ["COLORIZATION_VARIANTS", "STUDY_COLUMNS", "study_colorization"]
 
@@ -52,33 +53,6 @@ COLORIZATION_VARIANTS = (
     _Variant("classification", "classification, no rebalancing", "classification", False),
     _Variant("regression_l2", "L2 regression", "regression", False),
 )
-
-
-def _base(
-    config: str | os.PathLike[str] | ExperimentConfig | None, overrides: Sequence[str]
-) -> ExperimentConfig:
-    if isinstance(config, ExperimentConfig):
-        return with_updates(config, parse_overrides(overrides)) if overrides else config
-    path = Path(config if config is not None else DEFAULT_BASE_CONFIG)
-    if not path.is_file() and not path.is_absolute():
-        repo = Path(__file__).resolve().parents[3] / path
-        path = repo if repo.is_file() else path
-    return load_config(path, list(overrides))
-
-
-def _train_variant(cfg: ExperimentConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
-    from tinct.engine.train import train
-
-    if (run_dir / "metrics.json").is_file():
-        if progress:
-            print(f"{run_dir.name}: trained before", flush=True)
-        return json.loads((run_dir / "metrics.json").read_text())
-    resume = (run_dir / "checkpoints" / "last.ckpt").is_file()
-    if resume:
-        from tinct.engine.run_dir import RunDir
-
-        cfg = RunDir(run_dir).config()  # a stopped run continues with its own config
-    return train(cfg, run_dir=run_dir, resume=resume, verbose=progress)
 
 
 def study_colorization(
@@ -114,7 +88,7 @@ def study_colorization(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     extra = [f"data.root={Path(data).resolve()}", "data.kind=folder"] if data is not None else []
-    base = _base(base_config, [*extra, *overrides])
+    base = load_base_config(base_config, [*extra, *overrides], DEFAULT_BASE_CONFIG)
     if base.task != "colorization":
         raise ConfigError(f"the colorization study needs a colorization config, got task {base.task!r}")
     if epochs is not None:
@@ -132,7 +106,9 @@ def study_colorization(
             base, {"name": f"{base.name}-{v.slug}", "model.head": v.head, "model.rebalance": v.rebalance}
         )
         run_dir = out / v.slug
-        trained = _train_variant(cfg, run_dir, progress)
+        if ensure_trained(cfg, run_dir, quiet=not progress) == "done" and progress:
+            print(f"{v.slug}: trained before", flush=True)
+        trained = RunDir(run_dir).metrics()
         metrics_file = run_dir / "colorization_metrics.json"
         if metrics_file.is_file():
             metrics = json.loads(metrics_file.read_text())
@@ -189,10 +165,10 @@ def _figures(out: Path, chosen: Sequence[_Variant], table: pd.DataFrame, photos:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
-    from tinct.color.lab import lab_to_rgb, rgb_to_lab
+    from tinct.color.lab import rgb_to_lab
     from tinct.engine.colorize import _read, load_colorizer
+    from tinct.metrics.colorization import grayscale_from_lab
 
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
@@ -224,8 +200,7 @@ def _figures(out: Path, chosen: Sequence[_Variant], table: pd.DataFrame, photos:
     fig, axes = plt.subplots(len(photos), cols, figsize=(2.6 * cols, 2.0 * len(photos)), squeeze=False)
     for r, path in enumerate(photos):
         rgb, _ = _read(path)
-        lab = rgb_to_lab(rgb[None])
-        gray = lab_to_rgb(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], 1), clip=True)
+        gray = grayscale_from_lab(rgb_to_lab(rgb[None]))
         images = [gray[0]] + [c(rgb[None])[0][0] for c in colorizers] + [rgb]
         titles = ["grayscale"] + [v.name for v in chosen] + ["original"]
         for c, (image, title) in enumerate(zip(images, titles, strict=True)):

@@ -115,8 +115,8 @@ def colorize_file(
     Raises:
         DataError: the file cannot be read (named).
     """
-    from tinct.color.lab import lab_to_rgb
     from tinct.data.io import write_image
+    from tinct.metrics.colorization import grayscale_from_lab
 
     t0 = time.perf_counter()
     rgb, note = _read(path)
@@ -127,8 +127,7 @@ def colorize_file(
     output = write_image(out_dir / f"{path.stem}_color.png", pred)
     row: dict[str, Any] = {"image": str(path), "output": str(output)}
     if panel:
-        lightness = lab[0, :1].cpu()
-        gray = lab_to_rgb(torch.cat([lightness, torch.zeros(2, *lightness.shape[-2:])]), clip=True)
+        gray = grayscale_from_lab(lab.cpu())[0]
         has_colour = not (note and "grayscale" in note)
         row["panel"] = str(
             write_image(out_dir / f"{path.stem}_panel.png", _panel(gray, pred, rgb if has_colour else None))
@@ -222,6 +221,7 @@ def evaluate_colorization(
         ABAccuracy,
         ab_errors,
         colorfulness,
+        grayscale_from_lab,
         pixel_rebalancing_weights,
         psnr,
     )
@@ -257,12 +257,14 @@ def evaluate_colorization(
             continue
         rgb = rgb[None]
         true_lab = rgb_to_lab(rgb)
-        pred_rgb, pred_lab = colorizer(rgb, temperature)
+        with torch.no_grad():  # the colorizer works from the L computed here (one Lab conversion per photo)
+            pred_lab = torch.cat([true_lab[:, :1], colorizer.predict_ab(true_lab[:, :1], temperature)], 1)
+        pred_rgb = lab_to_rgb(pred_lab, clip=True)
         gray_lab = torch.cat([true_lab[:, :1], torch.zeros_like(true_lab[:, 1:])], 1)
         weights = pixel_rebalancing_weights(true_lab[:, 1:])
         for name, lab, out_rgb in (
             ("model", pred_lab, pred_rgb),
-            ("gray", gray_lab, lab_to_rgb(gray_lab, clip=True)),
+            ("gray", gray_lab, grayscale_from_lab(true_lab)),
         ):
             errors = ab_errors(lab[:, 1:], true_lab[:, 1:])
             raw[name].update(errors)

@@ -51,6 +51,7 @@ from tinct.engine.io import atomic_write_json, atomic_write_text
 
 __all__ = [
     "DEFAULT_BASE_CONFIG",
+    "load_base_config",
     "STUDY_COLUMNS",
     "VARIANTS",
     "Variant",
@@ -117,15 +118,19 @@ def _variants(chosen: Sequence[Variant | str] | None) -> list[Variant]:
     return out
 
 
-def _load_base(
-    base: str | os.PathLike[str] | ExperimentConfig | None, overrides: Sequence[str]
+def load_base_config(
+    base: str | os.PathLike[str] | ExperimentConfig | None,
+    overrides: Sequence[str],
+    default: str = DEFAULT_BASE_CONFIG,
 ) -> ExperimentConfig:
+    """A study's base config: a config object (with ``overrides`` applied) or a YAML path, ``default``
+    when None; a relative path that does not exist here is also looked up in the source checkout."""
     if isinstance(base, ExperimentConfig):
         cfg = base
         if overrides:
             cfg = with_updates(cfg, parse_overrides(overrides))
         return cfg
-    path = Path(base if base is not None else DEFAULT_BASE_CONFIG)
+    path = Path(base if base is not None else default)
     if not path.is_file() and not path.is_absolute():
         # A relative default also resolves from the source checkout, so the command works from any folder.
         repo = Path(__file__).resolve().parents[3] / path
@@ -259,7 +264,7 @@ def study_constancy(
     out.mkdir(parents=True, exist_ok=True)
     # The base recipe is a folder template (data.root unset): name the data before it is validated.
     where = [f"data.root={Path(data).resolve()}"] if data is not None else ["data.kind=synthetic"]
-    base = _load_base(base_config, [*where, *overrides])
+    base = load_base_config(base_config, [*where, *overrides])
     if base.task != "illuminant":
         raise ConfigError(f"the constancy study needs an illuminant config, got task {base.task!r}")
     if epochs is not None:

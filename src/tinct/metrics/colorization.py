@@ -47,6 +47,7 @@ __all__ = [
     "ab_auc",
     "ab_errors",
     "colorfulness",
+    "grayscale_from_lab",
     "pixel_rebalancing_weights",
     "psnr",
     "semantic_interpretability",
@@ -365,11 +366,33 @@ def colorfulness(rgb: Tensor, dim: int = -3) -> Tensor:
     return safe_sqrt(var_rg + var_yb) + 0.3 * safe_sqrt(mean_rg.square() + mean_yb.square())
 
 
+def grayscale_from_lab(lab: Tensor) -> Tensor:
+    """The grayscale baseline of colorization: sRGB with the lightness of ``lab`` and a* = b* = 0.
+
+    Args:
+        lab: CIELAB images (L* in [0, 100]).
+
+    Returns:
+        sRGB in [0, 1] (clipped), three equal channels up to rounding.
+
+    Shape:
+        - lab: :math:`(*, 3, H, W)`.
+        - Output: :math:`(*, 3, H, W)`.
+
+    Example:
+        >>> gray = grayscale_from_lab(torch.tensor([50.0, 40.0, -20.0]).view(1, 3, 1, 1))
+        >>> bool((gray - gray[:, :1]).abs().max() < 1e-4)
+        True
+    """
+    check_channel_dim(lab, -3, size=3, name="lab")
+    return lab_to_rgb(
+        torch.cat([lab[..., :1, :, :], torch.zeros_like(lab[..., 1:, :, :])], dim=-3), clip=True
+    )
+
+
 def _grayscale(rgb: Tensor) -> Tensor:
     """sRGB images with their CIELAB lightness kept and a* = b* = 0."""
-    lab = rgb_to_lab(rgb)
-    gray = torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], dim=1)
-    return lab_to_rgb(gray, clip=True)
+    return grayscale_from_lab(rgb_to_lab(rgb))
 
 
 def _correct(classifier: Callable[[Tensor], Tensor], images: Tensor, labels: Tensor, what: str) -> int:
