@@ -119,15 +119,21 @@ def _check_same_experiment(run: RunDir, cfg: ExperimentConfig) -> None:
         )
 
 
-def _train_quietly(cfg: ExperimentConfig, run_dir: Path, resume: bool, quiet: bool) -> None:
+def _train_quietly(
+    cfg: ExperimentConfig, run_dir: Path, resume: bool, quiet: bool, test: bool = True
+) -> None:
     # Lightning's per-epoch printer writes to stdout; a quiet cross-validation keeps it off the console.
     sink = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
     with sink:
-        train(cfg, run_dir=run_dir, resume=resume, verbose=False)
+        train(cfg, run_dir=run_dir, resume=resume, verbose=False, test=test)
 
 
-def ensure_trained(cfg: ExperimentConfig, run_dir: str | os.PathLike[str], quiet: bool = False) -> str:
+def ensure_trained(
+    cfg: ExperimentConfig, run_dir: str | os.PathLike[str], quiet: bool = False, test: bool = True
+) -> str:
     """Make ``run_dir`` a finished run of ``cfg``: train it, resume it, or leave it as it is.
+
+    ``test=False`` skips the final test-split evaluation of :func:`tinct.engine.train.train`.
 
     Returns:
         ``"done"`` (finished before: ``metrics.json`` after ``trainer.max_epochs`` epochs), ``"resumed"``
@@ -141,7 +147,7 @@ def ensure_trained(cfg: ExperimentConfig, run_dir: str | os.PathLike[str], quiet
     if run.metrics_json.is_file() and run.metrics().get("epochs", -1) >= cfg.trainer.max_epochs:
         return "done"
     resume = (run.checkpoints / "last.ckpt").is_file()
-    _train_quietly(cfg, run.path, resume, quiet)
+    _train_quietly(cfg, run.path, resume, quiet, test)
     return "resumed" if resume else "trained"
 
 

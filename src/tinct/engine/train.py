@@ -112,6 +112,7 @@ def train(
     strategy: str | None = None,
     callbacks: Sequence[L.Callback] = (),
     verbose: bool = True,
+    test: bool = True,
 ) -> dict[str, Any]:
     """Train ``cfg``'s task, test the best checkpoint, and return the final metrics.
 
@@ -123,6 +124,8 @@ def train(
         accelerator, devices, num_nodes, strategy: override ``cfg.trainer`` (Lightning's meaning).
         callbacks: extra Lightning callbacks (timers, custom loggers ...).
         verbose: print the one-line summary at the end.
+        test: score the best checkpoint on the test split at the end. Sweeps turn this off, so that the
+            test split is looked at only for the winners chosen on validation (``tinct sweep --eval-winners``).
 
     Returns:
         Flat metrics: ``val/<metric>`` at the best epoch, ``test/<metric>`` of the best checkpoint, plus
@@ -179,8 +182,10 @@ def train(
         )
         train_time = time.perf_counter() - t0
         best = ckpt_cb.best_model_path or str(last_ckpt)
-        test_results = trainer.test(
-            task, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False
+        test_results = (
+            trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
+            if test
+            else []
         )
     metrics: dict[str, Any] = {}
     best_epoch = None
