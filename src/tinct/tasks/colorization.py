@@ -50,7 +50,9 @@ class ColorizationDataConfig(StrictModel):
     ``folder`` (every jpg / png / tif / bmp under ``root``, recursively, 8 or 16 bit). Photos are resized
     so their short side is ``resize`` (0: as stored), then training draws random ``crop`` x ``crop``
     crops with horizontal flips and validation / test use centre crops of ``eval_size``. Each photo is
-    assigned to train / val / test by a hash of its name (stable when files are added).
+    assigned to train / val / test by a hash of its name (stable when files are added); with
+    ``split_file`` the first run writes its splits there and later runs reuse them (see
+    :mod:`tinct.data.split_file`).
     """
 
     kind: Literal["skimage", "folder"] = "skimage"
@@ -63,6 +65,7 @@ class ColorizationDataConfig(StrictModel):
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.15, ge=0, lt=1)
     split_seed: int = 0
+    split_file: str | None = None
     l_cent: float = 50.0
     l_norm: float = Field(100.0, gt=0)
     batch_size: int = Field(16, ge=1)
@@ -134,6 +137,16 @@ class ColorizationDataModule(L.LightningDataModule):
             if not paths:
                 raise DataError(f"{d.root}: no photos (jpg, png, tif, bmp) found")
             splits = split_photos(paths, d.val_fraction, d.test_fraction, d.split_seed)
+            if d.split_file:
+                from tinct.data.split_file import fixed_splits
+
+                base = Path(d.root).resolve() if d.kind == "folder" and d.root else None
+                name = {p: (p.resolve().relative_to(base).as_posix() if base else p.name) for p in paths}
+                by_name = {v: k for k, v in name.items()}
+                where = {"kind": d.kind, "root": str(base) if base else None}
+                own = {k: [name[p] for p in v] for k, v in splits.items()}
+                fixed = fixed_splits(d.split_file, own, where, list(by_name))
+                splits = {k: [by_name[n] for n in v] for k, v in fixed.items()}
             splits["test"] = splits["test"] or splits["val"] or splits["train"]
             splits["val"] = splits["val"] or splits["test"]
             splits["train"] = splits["train"] or splits["val"]

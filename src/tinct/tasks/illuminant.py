@@ -62,7 +62,9 @@ class IlluminantDataConfig(StrictModel):
 
     Splits of a folder: with ``fold`` set, k-fold cross-validation (train on the other folds, the held-out
     fold is both val and test); else the layout's official train/test split (val drawn from train); else
-    random fractions.
+    random fractions. ``split_file`` (see :mod:`tinct.data.split_file`): the splits are written there by the
+    first run and read back by every later one (``tinct sweep --test-split auto``); for Mondrian scenes
+    it records the test set's generator settings, and a run with another test set is refused.
     """
 
     kind: Literal["mondrian", "synthetic", "folder"] = "mondrian"
@@ -80,6 +82,7 @@ class IlluminantDataConfig(StrictModel):
     fold: int | None = Field(None, ge=0)
     folds: int = Field(3, ge=2)
     split_seed: int = 0
+    split_file: str | None = None
     synth_n: int = Field(1200, ge=4)
     synth_camera: str = "nikon_d5100"
     synth_size: tuple[int, int] = (324, 216)
@@ -170,6 +173,11 @@ class IlluminantDataModule(L.LightningDataModule):
             self.train_set = MondrianDataset(d.n_train, d.size, seed=3 * seed, cct_range=d.cct_range)
             self.val_set = MondrianDataset(d.n_val, d.size, seed=3 * seed + 1, cct_range=d.cct_range)
             self.test_set = MondrianDataset(d.n_test, d.size, seed=3 * seed + 2, cct_range=d.cct_range)
+            if d.split_file:
+                from tinct.data.split_file import fixed_splits
+
+                test_set = {"n_test": d.n_test, "size": d.size, "seed": 3 * seed + 2, "cct": d.cct_range}
+                fixed_splits(d.split_file, {}, {"kind": "mondrian", "test_set": test_set})
             self.train_illuminants = torch.stack(
                 [self.train_set[i]["illuminant"] for i in range(min(512, d.n_train))]
             )
@@ -198,6 +206,19 @@ class IlluminantDataModule(L.LightningDataModule):
             pool = [pool[i] for i in torch.randperm(len(pool), generator=rng).tolist()]
             n_val = max(1, round(len(pool) * d.val_fraction)) if d.val_fraction > 0 and len(pool) > 2 else 0
             val, train = pool[:n_val], pool[n_val:]
+        if d.split_file:
+            from tinct.data.split_file import fixed_splits
+
+            names = source.table["image"].astype(str).tolist()
+            where = {"kind": d.kind, "root": str(Path(root).resolve()), "fold": d.fold}
+            own = {
+                "train": [names[i] for i in train],
+                "val": [names[i] for i in val],
+                "test": [names[i] for i in test],
+            }
+            row = {name: i for i, name in enumerate(names)}
+            fixed = fixed_splits(d.split_file, own, where, names)
+            train, val, test = ([row[x] for x in fixed[k]] for k in ("train", "val", "test"))
         if not train and stage in (None, "fit"):
             raise DataError(f"{root}: no training images left after the split ({n} images)")
         self.split_indices = {
