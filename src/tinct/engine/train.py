@@ -23,19 +23,32 @@ if TYPE_CHECKING:  # Lightning is imported when training starts, not by commands
 __all__ = ["build_trainer", "resolve_run_dir", "train"]
 
 
-def resolve_run_dir(cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None) -> Path:
+def resolve_run_dir(
+    cfg: ExperimentConfig, run_dir: str | os.PathLike[str] | None, num_nodes: int | None = None
+) -> Path:
     """Pick the run directory so that every process of a distributed run agrees on it.
 
     Order: the explicit ``run_dir``; ``$TINCT_RUN_DIR`` (set by rank 0 before Lightning spawns its DDP
-    workers, which re-run the same command); under an external launcher (torchrun, SLURM) a name derived
-    from the job id; otherwise ``<output_dir>/<name>-<timestamp>``.
+    workers, which re-run the same command); when this is one of several processes (torchrun's
+    ``WORLD_SIZE``, SLURM's ``SLURM_NTASKS``, or several nodes) a name derived from the job id
+    (``$SLURM_JOB_ID``, plus the step id of an ``srun`` step; torchrun's ``--rdzv-id``); otherwise
+    ``<output_dir>/<name>-<timestamp>``.
     """
+    nodes = num_nodes if num_nodes is not None else cfg.trainer.num_nodes
+    several = (
+        int(os.environ.get("WORLD_SIZE", "1")) > 1
+        or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+        or nodes > 1
+    )
     if run_dir is not None:
         path = Path(run_dir)
     elif os.environ.get("TINCT_RUN_DIR"):
         path = Path(os.environ["TINCT_RUN_DIR"])
-    elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        job = os.environ.get("SLURM_JOB_ID") or os.environ.get("TORCHELASTIC_RUN_ID")
+    elif several:
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and os.environ.get("SLURM_STEP_ID"):
+            job = f"{job}.{os.environ['SLURM_STEP_ID']}"  # two srun steps of one job: two runs
+        job = job or os.environ.get("TORCHELASTIC_RUN_ID")
         if not job or job == "none":
             raise RunDirError(
                 "launched with several processes but no shared run directory: pass --run-dir DIR "
@@ -133,7 +146,6 @@ def train(
     """
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.utilities import rank_zero_only
 
     from tinct.engine.callbacks import EpochMetricsWriter, finite_float
     from tinct.tasks import TASKS
@@ -141,7 +153,7 @@ def train(
     if resume and run_dir is None:
         raise RunDirError("resume=True needs the run_dir to resume")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    run = RunDir(resolve_run_dir(cfg, run_dir))
+    run = RunDir(resolve_run_dir(cfg, run_dir, num_nodes))
     last_ckpt = run.checkpoints / "last.ckpt"
     if resume and not last_ckpt.is_file():
         raise RunDirError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
@@ -149,8 +161,6 @@ def train(
     task = TASKS.get(cfg.task)(cfg)
     datamodule = task.build_datamodule()
     datamodule.setup("fit")
-    if rank_zero_only.rank == 0:
-        run.create(cfg)
     ckpt_cb = ModelCheckpoint(
         dirpath=run.checkpoints,
         filename="best",
@@ -171,6 +181,10 @@ def train(
         num_nodes=num_nodes,
         strategy=strategy,
     )
+    # After the Trainer exists: before, a process of another node (Lightning's launcher sets NODE_RANK,
+    # not RANK) would count itself as rank 0 and write config.yaml and env.json too.
+    if trainer.is_global_zero:
+        run.create(cfg)
     t0 = time.perf_counter()
     with _run_dir_env(run.path), warnings.catch_warnings():
         # Lightning 2.6 calls a torch API that torch 2.14 deprecated; nothing for users to act on.
