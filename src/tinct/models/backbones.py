@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Annotated
 
 import torch
+from pydantic import AfterValidator
 from torch import Tensor, nn
 
 from tinct.core.exceptions import DataError
 from tinct.core.registry import Registry
 
-__all__ = ["BACKBONES", "Backbone", "SmallCNN", "create_backbone", "load_weights"]
+__all__ = ["BACKBONES", "Backbone", "BackboneName", "SmallCNN", "create_backbone", "load_weights"]
 
 BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone")
+
+
+def _registered(name: str) -> str:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES.names())}")
+    return name
+
+
+#: A config field holding a backbone name: an unknown name fails when the config is read, not at training.
+BackboneName = Annotated[str, AfterValidator(_registered)]
 
 
 class Backbone(nn.Module):

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tinct.core.exceptions import ConfigError, DataError, RunDirError
 from tinct.engine.config import ExperimentConfig, StrictModel
-from tinct.models.backbones import create_backbone
+from tinct.models.backbones import BackboneName, create_backbone
 from tinct.models.heads import ConfidencePoolingHead, PooledRegressionHead
 from tinct.tasks.base import TASKS, Task
 
@@ -122,7 +122,7 @@ class IlluminantModelConfig(StrictModel):
     included, stays exactly as loaded).
     """
 
-    backbone: str = "small_cnn"
+    backbone: BackboneName = "small_cnn"
     width: int = Field(16, ge=1)
     depth: int = Field(4, ge=1)
     weights: str | None = None

@@ -37,6 +37,7 @@ from tinct.color.illuminant import angular_error
 from tinct.core.checks import check_choice, check_shape
 from tinct.data.transforms import relight
 from tinct.engine.config import ExperimentConfig, StrictModel
+from tinct.models.backbones import BackboneName
 from tinct.models.heads import PooledRegressionHead
 from tinct.tasks.base import TASKS, Task
 from tinct.tasks.illuminant import (
@@ -347,7 +348,7 @@ class ProjectionHead(PooledRegressionHead):
 class EmbeddingModelConfig(StrictModel):
     """Backbone (as in the illuminant task), projector, loss and view construction."""
 
-    backbone: str = "small_cnn"
+    backbone: BackboneName = "small_cnn"
     width: int = Field(16, ge=1)
     depth: int = Field(4, ge=1)
     weights: str | None = None
