@@ -26,6 +26,9 @@ EPILOG = """examples:
   tinct evaluate colorization --data photos/ [--model RUN_DIR_OR_WEIGHTS]
   tinct study colorization --out runs/study-colorization
   tinct export runs/study-colorization/classification_rebalanced --out colorizer.pt --evaluate
+  tinct sweep configs/illuminant/sweep_input_space.yaml --auto-summary --analysis --eval-winners 2
+  tinct summarize runs/ --out results.csv && tinct plot results.csv --out figures/
+  tinct report runs/ --out report.html
 """
 
 
@@ -113,10 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="versions and the registered tasks and backbones")
 
-    from tinct.cli import colorization, constancy
+    from tinct.cli import colorization, constancy, experiments
 
     study = constancy.add_parsers(sub)
     colorization.add_parsers(sub, study)
+    experiments.add_parsers(sub)
     return parser
 
 
@@ -229,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tinct.cli import colorization
 
             return colorization.run(args)
+        if args.command in ("sweep", "summarize", "plot", "report"):
+            from tinct.cli import experiments
+
+            return experiments.run(args)
         if args.command in ("data", "baselines", "crossval", "study"):
             from tinct.cli import constancy
 
