@@ -262,3 +262,80 @@ def test_killing_a_sweep_mid_trial_loses_and_reruns_nothing(tmp_path: Path) -> N
     assert killed[0].user_attrs["interrupted"] and killed[1].user_attrs["status"] == "resumed"
     epochs = pd.read_csv(out / "runs" / "t001-0.003" / "metrics.csv")["epoch"]
     assert list(epochs) == list(range(30))  # ... which continued from its checkpoint, no epoch twice
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------------------
+
+
+def _pg_binaries() -> tuple[str, str] | None:
+    import glob
+    import shutil
+
+    for folder in [None, *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]:
+        initdb = shutil.which("initdb", path=folder)
+        pg_ctl = shutil.which("pg_ctl", path=folder)
+        if initdb and pg_ctl:
+            return initdb, pg_ctl
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server on loopback (skipped where the server binaries are not installed)."""
+    import pwd
+    import shutil
+    import socket
+    import tempfile
+
+    pytest.importorskip("psycopg", reason="psycopg (tinct[test]) is not installed")
+    binaries = _pg_binaries()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql to run this")
+    initdb, pg_ctl = binaries
+    prefix: list[str] = []
+    data = Path(tempfile.mkdtemp(prefix="tinct-pg-", dir="/tmp"))
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres user
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server")
+        runuser = shutil.which("runuser")
+        if runuser is None:
+            pytest.skip("running as root without runuser to start the server as 'postgres'")
+        prefix = [runuser, "-u", "postgres", "--"]
+        os.chown(data, user.pw_uid, user.pw_gid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = data / "db"
+
+    def run(*cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=120)
+
+    done = run(initdb, "-D", str(db), "-U", "tinct", "--auth=trust", "--no-sync")
+    if done.returncode:
+        pytest.skip(f"initdb failed: {done.stderr.strip()[-300:]}")
+    opts = f"-p {port} -h 127.0.0.1 -k {data} -c fsync=off"
+    done = run(pg_ctl, "-D", str(db), "-o", opts, "-l", str(data / "log"), "-w", "-t", "60", "start")
+    if done.returncode:
+        pytest.skip(f"the PostgreSQL server did not start: {done.stderr.strip()[-300:]}")
+    try:
+        yield f"postgresql+psycopg://tinct@127.0.0.1:{port}/postgres"
+    finally:
+        run(pg_ctl, "-D", str(db), "-m", "immediate", "stop")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_sweep_against_a_real_postgresql_server(tmp_path: Path, postgres_url: str) -> None:
+    path = write_sweep(tmp_path, axes={"optim.lr": [0.001, 0.003, 0.01]})
+    out = tmp_path / "s"
+    results = run_sweep(path, out, workers=2, storage=postgres_url, progress=False)
+    assert list(results["state"]) == ["COMPLETE"] * 3
+    assert not (out / "sweep.db").exists()  # the trials live in the server
+    spec = load_sweep(path)
+    stored = open_study(spec, postgres_url).study.get_trials()
+    assert len(stored) == 3 and {t.state.name for t in stored} == {"COMPLETE"}
+    # A second "machine" joining the finished sweep finds nothing to do.
+    again = run_sweep(path, out, storage=postgres_url, progress=False)
+    assert list(again["number"]) == list(results["number"])
+    assert len(open_study(spec, postgres_url).study.get_trials()) == 3
