@@ -53,3 +53,22 @@ def test_study_errors(tmp_path: Path) -> None:
         study_colorization(tmp_path, _base(tmp_path), variants=["gan"], progress=False)
     code = main(["study", "colorization", "--out", str(tmp_path), "--config", str(tmp_path / "missing.yaml")])
     assert code == 2
+
+
+def test_the_study_variants_are_the_points_of_its_sweep_file() -> None:
+    from tinct.engine.colorization_study import study_variants
+
+    got = [(v.slug, v.name, v.overrides) for v in study_variants()]
+    assert got == [
+        (
+            "classification_rebalanced",
+            "classification + rebalancing",
+            {"model.head": "classification", "model.rebalance": True},
+        ),
+        (
+            "classification",
+            "classification, no rebalancing",
+            {"model.head": "classification", "model.rebalance": False},
+        ),
+        ("regression_l2", "L2 regression", {"model.head": "regression", "model.rebalance": False}),
+    ]

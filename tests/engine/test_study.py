@@ -197,3 +197,22 @@ def test_markdown_table() -> None:
         "|---|---|---:|---:|",
         "| a | 2 | 1.23 | 1.00 |",
     ]
+
+
+def test_the_study_takes_its_grid_and_pretraining_from_its_sweep_file() -> None:
+    from tinct.engine.study import (
+        DEFAULT_SWEEP,
+        VARIANTS,
+        find_shipped,
+        load_base_config,
+        pretrain_config,
+        sweep_variants,
+    )
+    from tinct.engine.sweep import load_sweep
+
+    spec = load_sweep(find_shipped(DEFAULT_SWEEP), {"data.kind": "synthetic"})
+    assert sweep_variants(spec) == list(VARIANTS)
+    base = load_base_config(None, ["data.kind=synthetic"])
+    ours, old = spec.pretrain_config(base).model_dump(), pretrain_config(base).model_dump()
+    ours.pop("name"), old.pop("name")
+    assert ours == old  # the shipped stage is exactly the pretraining the study always derived

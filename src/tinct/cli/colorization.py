@@ -59,7 +59,13 @@ def add_parsers(sub: Any, study: Any) -> None:
         "--out", default="runs/study-colorization", help="output folder (default: runs/study-colorization)"
     )
     s.add_argument(
-        "--config", help="base colorization YAML (default: configs/colorization/eccv16_photos.yaml)"
+        "--config",
+        help="base colorization YAML (default: the sweep file's, configs/colorization/eccv16_photos.yaml)",
+    )
+    s.add_argument(
+        "--sweep",
+        default="configs/colorization/study.sweep.yaml",
+        help="sweep file whose points are the variants (default: configs/colorization/study.sweep.yaml)",
     )
     s.add_argument("--data", help="photo folder (default: the base config's data.root)")
     s.add_argument("--epochs", type=int, help="training epochs of every variant")
@@ -123,7 +129,13 @@ def run(args: argparse.Namespace) -> int:
     from tinct.engine.colorization_study import study_colorization
 
     table = study_colorization(
-        args.out, args.config, data=args.data, epochs=args.epochs, overrides=args.overrides, progress=True
+        args.out,
+        args.config,
+        data=args.data,
+        epochs=args.epochs,
+        overrides=args.overrides,
+        progress=True,
+        sweep=args.sweep,
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"tinct study colorization: table, figures and runs in {args.out}")

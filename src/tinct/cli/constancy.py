@@ -111,10 +111,17 @@ def add_parsers(sub: Any) -> Any:
     sc.add_argument(
         "--out", default="runs/study-constancy", help="output folder (default: runs/study-constancy)"
     )
-    sc.add_argument("--config", help="base illuminant YAML (default: configs/constancy/thumbnails.yaml)")
+    sc.add_argument(
+        "--sweep",
+        default="configs/constancy/study.sweep.yaml",
+        help="sweep file of the variants and the pretraining stage (default: configs/constancy/study.sweep.yaml)",
+    )
+    sc.add_argument(
+        "--config", help="base illuminant YAML (default: the sweep file's, configs/constancy/thumbnails.yaml)"
+    )
     sc.add_argument(
         "--pretrain",
-        help="contrastive pretraining YAML (default: configs/constancy/contrastive_pretrain.yaml)",
+        help="contrastive pretraining YAML (default: the sweep file's stage, configs/constancy/thumbnails_pretrain.yaml)",
     )
     sc.add_argument("--epochs", type=int, help="training epochs of every variant")
     sc.add_argument("--pretrain-epochs", type=int, help="epochs of contrastive pretraining")
@@ -180,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     table = study_constancy(
         args.out, data=args.data, folds=args.folds, base_config=args.config, epochs=args.epochs,
         pretrain_epochs=args.pretrain_epochs, overrides=args.overrides, progress=True,
-        pretrain=args.pretrain, baselines=not args.no_baselines,
+        pretrain=args.pretrain, baselines=not args.no_baselines, sweep=args.sweep,
     )  # fmt: skip
     print(table.to_string(index=False))
     print(f"tinct study constancy: table, figures and runs in {args.out}")

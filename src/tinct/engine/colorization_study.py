@@ -24,6 +24,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -32,27 +33,39 @@ from tinct.engine.config import ExperimentConfig
 from tinct.engine.crossval import ensure_trained, with_updates
 from tinct.engine.io import atomic_write_json, atomic_write_text
 from tinct.engine.run_dir import RunDir
-from tinct.engine.study import load_base_config
+from tinct.engine.study import load_base_config, load_study_sweep
 
-__all__ = ["COLORIZATION_VARIANTS", "STUDY_COLUMNS", "study_colorization"]
+__all__ = ["DEFAULT_SWEEP", "STUDY_COLUMNS", "StudyVariant", "study_colorization", "study_variants"]
 
-DEFAULT_BASE_CONFIG = "configs/colorization/eccv16_photos.yaml"
 STUDY_COLUMNS = ("Model", "Epochs", "AuC raw", "AuC rebalanced", "PSNR", "Colourfulness")
 
 
+DEFAULT_SWEEP = "configs/colorization/study.sweep.yaml"
+# Table names of the sweep file's labels (other labels are shown as they are).
+_NAMES = {
+    "classification_rebalanced": "classification + rebalancing",
+    "classification": "classification, no rebalancing",
+    "regression_l2": "L2 regression",
+}
+
+
 @dataclass(frozen=True)
-class _Variant:
+class StudyVariant:
+    """One row of the study: the sweep point's label (its folder), table name and config overrides."""
+
     slug: str
     name: str
-    head: str
-    rebalance: bool
+    overrides: dict[str, Any]
 
 
-COLORIZATION_VARIANTS = (
-    _Variant("classification_rebalanced", "classification + rebalancing", "classification", True),
-    _Variant("classification", "classification, no rebalancing", "classification", False),
-    _Variant("regression_l2", "L2 regression", "regression", False),
-)
+def study_variants(sweep: str | os.PathLike[str] = DEFAULT_SWEEP) -> list[StudyVariant]:
+    """The variants of the study's sweep file, in its order (one per grid point)."""
+    spec = load_study_sweep(sweep)
+    out = []
+    for point in spec.points():
+        slug = "-".join(str(v) for v in point.params.values())
+        out.append(StudyVariant(slug, _NAMES.get(slug, slug), dict(point.overrides)))
+    return out
 
 
 def study_colorization(
@@ -65,18 +78,22 @@ def study_colorization(
     variants: Sequence[str] | None = None,
     progress: bool = True,
     examples: int = 4,
+    sweep: str | os.PathLike[str] = DEFAULT_SWEEP,
 ) -> pd.DataFrame:
     """Train (or resume) the three variants, score them on the test photos, write the table and figures.
 
     Args:
         out: output folder; an existing one is resumed (finished variants are not retrained).
-        base_config: colorization YAML (default ``configs/colorization/eccv16_photos.yaml``) or config.
+        base_config: colorization YAML or config (default: the sweep file's base,
+            ``configs/colorization/eccv16_photos.yaml``, with its ``set`` section).
         data: a photo folder replacing the base config's ``data.root``.
         epochs: ``trainer.max_epochs`` of every variant (default: the base config's).
         overrides: ``key.path=value`` changes to the base config (as ``--set``).
-        variants: slugs of :data:`COLORIZATION_VARIANTS` to run (default: all three).
+        variants: labels of the sweep's variants to run (default: all of them).
         progress: print progress lines and bars.
         examples: number of test photos in ``figures/examples.png``.
+        sweep: the sweep file whose points are the study's variants (default
+            ``configs/colorization/study.sweep.yaml``: rebalanced classification, classification, L2).
 
     Returns:
         The table (columns :data:`STUDY_COLUMNS`): the variants, then ``grayscale (ab = 0)`` and
@@ -88,23 +105,27 @@ def study_colorization(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     extra = [f"data.root={Path(data).resolve()}", "data.kind=folder"] if data is not None else []
-    base = load_base_config(base_config, [*extra, *overrides], DEFAULT_BASE_CONFIG)
+    spec = load_study_sweep(sweep)
+    base = load_base_config(
+        base_config if base_config is not None else spec.resolve(spec.base), [*extra, *overrides]
+    )
+    if spec.set:
+        base = with_updates(base, spec.set)
     if base.task != "colorization":
         raise ConfigError(f"the colorization study needs a colorization config, got task {base.task!r}")
     if epochs is not None:
         base = with_updates(base, {"trainer.max_epochs": epochs})
-    by_slug = {v.slug: v for v in COLORIZATION_VARIANTS}
+    every = study_variants(sweep)
+    by_slug = {v.slug: v for v in every}
     unknown = [v for v in variants or () if v not in by_slug]
     if unknown:
         raise ConfigError(f"unknown colorization variant(s) {unknown}; valid: {', '.join(by_slug)}")
-    chosen = [by_slug[v] for v in variants] if variants else list(COLORIZATION_VARIANTS)
+    chosen = [by_slug[v] for v in variants] if variants else every
     test_photos = ColorizationDataModule(base).resolve_splits()["test"]  # type: ignore[arg-type]
 
     rows, results = [], {}
     for v in chosen:
-        cfg = with_updates(
-            base, {"name": f"{base.name}-{v.slug}", "model.head": v.head, "model.rebalance": v.rebalance}
-        )
+        cfg = with_updates(base, {"name": f"{base.name}-{v.slug}", **v.overrides})
         run_dir = out / v.slug
         if ensure_trained(cfg, run_dir, quiet=not progress) == "done" and progress:
             print(f"{v.slug}: trained before", flush=True)
@@ -160,7 +181,7 @@ _SHORT = {
 }
 
 
-def _figures(out: Path, chosen: Sequence[_Variant], table: pd.DataFrame, photos: Sequence[Path]) -> None:
+def _figures(out: Path, chosen: Sequence[StudyVariant], table: pd.DataFrame, photos: Sequence[Path]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -39,7 +39,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,18 +49,26 @@ from tinct.engine.config import ExperimentConfig, config_from_dict, load_config,
 from tinct.engine.crossval import crossval, holdout, read_errors, with_updates
 from tinct.engine.io import atomic_write_json, atomic_write_text
 
+if TYPE_CHECKING:
+    from tinct.engine.sweep import SweepSpec
+
 __all__ = [
     "DEFAULT_BASE_CONFIG",
+    "DEFAULT_SWEEP",
+    "find_shipped",
     "load_base_config",
+    "load_study_sweep",
     "STUDY_COLUMNS",
     "VARIANTS",
     "Variant",
     "markdown_table",
     "pretrain_config",
     "study_constancy",
+    "sweep_variants",
 ]
 
 DEFAULT_BASE_CONFIG = "configs/constancy/thumbnails.yaml"
+DEFAULT_SWEEP = "configs/constancy/study.sweep.yaml"
 STUDY_COLUMNS = ("Type", "Epochs", "Mean", "Median", "Trimean", "Worst25", "Best25")
 _STATS = ("mean", "median", "trimean", "worst25", "best25")
 
@@ -103,9 +111,22 @@ class Variant:
 VARIANTS = tuple(Variant(s, t) for s in ("linear", "log") for t in ("supervised", "frozen", "full"))
 
 
-def _variants(chosen: Sequence[Variant | str] | None) -> list[Variant]:
+def sweep_variants(spec: SweepSpec) -> list[Variant]:
+    """The study's variants from its sweep file: each point's ``model.input_space`` and regime
+    (no ``pretrain``: supervised; ``pretrain`` with ``model.freeze``: frozen; else full)."""
+    out = []
+    for point in spec.points():
+        ov = point.overrides
+        if "model.input_space" not in ov:
+            raise ConfigError(f"{spec.source}: point {point.params} does not set model.input_space")
+        training = "supervised" if not point.pretrain else "frozen" if ov.get("model.freeze") else "full"
+        out.append(Variant(str(ov["model.input_space"]), training))
+    return out
+
+
+def _variants(chosen: Sequence[Variant | str] | None, default: Sequence[Variant]) -> list[Variant]:
     if chosen is None:
-        return list(VARIANTS)
+        return list(default)
     by_name = {v.name: v for v in VARIANTS} | {v.slug: v for v in VARIANTS}
     out = []
     for v in chosen:
@@ -130,12 +151,24 @@ def load_base_config(
         if overrides:
             cfg = with_updates(cfg, parse_overrides(overrides))
         return cfg
-    path = Path(base if base is not None else default)
-    if not path.is_file() and not path.is_absolute():
-        # A relative default also resolves from the source checkout, so the command works from any folder.
-        repo = Path(__file__).resolve().parents[3] / path
-        path = repo if repo.is_file() else path
-    return load_config(path, list(overrides))
+    return load_config(find_shipped(base if base is not None else default), list(overrides))
+
+
+def find_shipped(path: str | os.PathLike[str]) -> Path:
+    """``path`` as given, or, when a relative path does not exist here, the file of the source checkout
+    (so that the studies' default configs and sweep files work from any folder)."""
+    p = Path(path)
+    if not p.is_file() and not p.is_absolute():
+        repo = Path(__file__).resolve().parents[3] / p
+        p = repo if repo.is_file() else p
+    return p
+
+
+def load_study_sweep(path: str | os.PathLike[str]) -> SweepSpec:
+    """A study's sweep file (:func:`tinct.engine.sweep.load_sweep`), found as :func:`find_shipped` does."""
+    from tinct.engine.sweep import load_sweep
+
+    return load_sweep(find_shipped(path))
 
 
 def pretrain_config(base: ExperimentConfig, epochs: int | None = None) -> ExperimentConfig:
@@ -235,6 +268,7 @@ def study_constancy(
     *,
     pretrain: str | os.PathLike[str] | ExperimentConfig | None = None,
     baselines: bool = True,
+    sweep: str | os.PathLike[str] = DEFAULT_SWEEP,
 ) -> pd.DataFrame:
     """Run the linear-vs-log x supervised-vs-contrastive study and write its table and figures.
 
@@ -244,17 +278,20 @@ def study_constancy(
             by k-fold cross-validation; ``None`` uses the synthetic dataset (``data.kind: synthetic``,
             generated on first use) and its train / test split.
         folds: K for a folder: ``None`` takes ``folds.csv`` when present, else 3.
-        base_config: the illuminant config every variant starts from: a YAML path (default
-            ``configs/constancy/thumbnails.yaml``) or a config object.
+        base_config: the illuminant config every variant starts from: a YAML path or a config object
+            (default: the sweep file's base, ``configs/constancy/thumbnails.yaml``, and its ``set``).
         epochs: ``trainer.max_epochs`` of the illuminant runs (default: the base config's).
         pretrain_epochs: epochs of the contrastive pretraining (default: the same as the illuminant runs).
         overrides: ``key.path=value`` changes to the base config (as ``--set``).
-        variants: a subset of :data:`VARIANTS` (objects, names or slugs); default all six.
+        variants: a subset of :data:`VARIANTS` (objects, names or slugs); default: the sweep file's.
         progress: print one line per fold and per variant.
-        pretrain: the ``illuminant_embedding`` config (path or object) of the contrastive variants; default
-            :func:`pretrain_config` of the base. Its ``model.input_space`` is set per variant.
+        pretrain: the ``illuminant_embedding`` config (path or object) of the contrastive variants; default:
+            the sweep file's pretraining stage (else :func:`pretrain_config` of the base). Its
+            ``model.input_space`` is set per variant.
         baselines: also score the classical methods (:func:`tinct.engine.baselines.run_baselines`, each
             tuned on the training folds) on the same folds or split.
+        sweep: the sweep file of the study's grid (default ``configs/constancy/study.sweep.yaml``: input
+            space x supervised / contrastive + frozen / contrastive + full, and the pretraining stage).
 
     Returns:
         The table, columns :data:`STUDY_COLUMNS` (also ``OUT/study.csv`` and ``OUT/study.md``): the
@@ -264,7 +301,15 @@ def study_constancy(
     out.mkdir(parents=True, exist_ok=True)
     # The base recipe is a folder template (data.root unset): name the data before it is validated.
     where = [f"data.root={Path(data).resolve()}"] if data is not None else ["data.kind=synthetic"]
-    base = load_base_config(base_config, [*where, *overrides])
+    from tinct.engine.sweep import load_sweep
+
+    spec = load_sweep(find_shipped(sweep), parse_overrides(where))
+    if base_config is None:
+        base = load_base_config(spec.resolve(spec.base), [*where, *overrides])
+        if spec.set:
+            base = with_updates(base, spec.set)
+    else:
+        base = load_base_config(base_config, [*where, *overrides])
     if base.task != "illuminant":
         raise ConfigError(f"the constancy study needs an illuminant config, got task {base.task!r}")
     if epochs is not None:
@@ -275,6 +320,8 @@ def study_constancy(
         pre_base = pretrain
     elif pretrain is not None:
         pre_base = load_config(pretrain, where)
+    elif spec.pretrain is not None:
+        pre_base = spec.pretrain_config(base)
     else:
         pre_base = pretrain_config(base)
     pre_epochs = pretrain_epochs if pretrain_epochs is not None else base.trainer.max_epochs
@@ -302,7 +349,7 @@ def study_constancy(
         k_folds = int(fold_ids(source, folds, d.split_seed).max()) + 1
 
     results: dict[str, dict[str, Any]] = {}
-    chosen = _variants(variants)
+    chosen = _variants(variants, sweep_variants(spec))
     for v in chosen:
         vdir = out / v.slug
         done = vdir / "cv_metrics.json"

@@ -54,6 +54,7 @@ import json
 import math
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -317,7 +318,7 @@ class TrialPoint:
         parts = []
         for v in self.params.values():
             s = _fmt(v)
-            s = "".join(c if c.isalnum() or c in "._" else "-" for c in s).strip("-")
+            s = re.sub(r"[^0-9A-Za-z._]+", "-", s).strip("-")
             parts.append(s[:24])
         return f"t{self.index:03d}-" + "-".join(parts)[:80]
 
@@ -523,9 +524,13 @@ def _plan(sw: SweepStudy, points: Sequence[TrialPoint], retry_failed: bool) -> d
     from optuna.trial import TrialState
 
     latest = _latest_by_key(sw)
-    counts = {"queued": 0, "requeued": 0, "failed": 0}
+    counts = {"queued": 0, "requeued": 0, "failed": 0, "done": 0, "elsewhere": 0}
     for p in points:
         t = latest.get(p.key)
+        if t is not None and t.state == TrialState.COMPLETE:
+            counts["done"] += 1
+        elif t is not None and t.state == TrialState.RUNNING:
+            counts["elsewhere"] += 1
         if t is None:
             _enqueue(sw, p)
             counts["queued"] += 1
@@ -979,10 +984,10 @@ def run_sweep(
     points = spec.points()
     counts = _plan(sw, points, retry_failed)
     if progress:
-        n_done = len(points) - counts["queued"] - counts["requeued"] - counts["failed"]
         print(
-            f"sweep {spec.name}: {len(points)} trials ({n_done} done or running elsewhere, "
-            f"{counts['queued']} new, {counts['requeued']} queued again"
+            f"sweep {spec.name}: {len(points)} trials ({counts['done']} done, "
+            + (f"{counts['elsewhere']} running elsewhere, " if counts["elsewhere"] else "")
+            + f"{counts['queued']} new, {counts['requeued']} queued again"
             + (f", {recovered} interrupted before" if recovered else "")
             + (
                 f", {counts['failed']} failed before: --retry-failed runs them again"
