@@ -27,7 +27,7 @@ def add_parsers(sub: Any) -> None:
         "--eval-winners K tests the best K by the validation metric.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-        "  tinct sweep configs/illuminant/sweep_input_space.yaml --auto-summary --analysis --eval-winners 2\n"
+        "  tinct sweep configs/illuminant/input_space.sweep.yaml --auto-summary --analysis --eval-winners 2\n"
         "  tinct sweep SWEEP.yaml --workers 4 --only-full\n"
         "  tinct sweep SWEEP.yaml --storage postgresql+psycopg://user:pw@db/tinct --out /shared/sweeps/x",
     )
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(table)} runs -> {args.out}")
         return 0
     if args.command == "plot":
-        from tinct.engine.summary import plot_results
+        from tinct.engine.results_plots import plot_results
 
         root = args.root or str(Path(args.results).resolve().parent)
         paths = plot_results(args.results, args.out, metric=args.metric, root=root)

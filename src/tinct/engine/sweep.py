@@ -1005,7 +1005,7 @@ def run_sweep(
     if auto_summary or analysis or eval_winners_k:
         atomic_write_text(sweep_dir / "results.csv", results.to_csv(index=False))
     if analysis:
-        from tinct.engine.summary import plot_results
+        from tinct.engine.results_plots import plot_results
 
         plot_results(results, sweep_dir / "figures", metric=spec.metric_and_direction()[0])
     if eval_winners_k:
