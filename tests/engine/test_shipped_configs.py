@@ -9,7 +9,9 @@ import yaml
 
 from tinct.engine import load_config, train
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
+ALL_YAML = sorted((Path(__file__).resolve().parents[2] / "configs").rglob("*.yaml"))
+CONFIGS = [p for p in ALL_YAML if not p.name.endswith(".sweep.yaml")]
+SWEEPS = [p for p in ALL_YAML if p.name.endswith(".sweep.yaml")]
 TINY = [
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=2",
@@ -43,13 +45,13 @@ def test_there_are_configs() -> None:
     assert CONFIGS
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
-def test_config_trains_tiny(path: Path, tmp_path: Path) -> None:
-    raw = yaml.safe_load(path.read_text())
+def _tiny(raw: dict, tmp_path: Path) -> list[str]:
+    """Overrides that make a config of ``raw``'s task train in seconds (and data folders it needs)."""
+    data = raw.get("data") or {}
     overrides = [*TINY, *TINY_DATA[raw["task"]], f"output_dir={tmp_path}"]
-    if raw["task"] == "colorization" and raw["data"].get("kind") == "folder":
+    if raw["task"] == "colorization" and data.get("kind") == "folder":
         overrides.append(f"data.root={_photo_folder(tmp_path / 'photos')}")
-    elif raw["data"].get("kind") == "folder":  # the user names the folder; the test makes one
+    elif data.get("kind") == "folder":  # the user names the folder; the test makes one
         folder = tmp_path / "data"
         folder.mkdir()
         rng = np.random.default_rng(0)
@@ -59,11 +61,43 @@ def test_config_trains_tiny(path: Path, tmp_path: Path) -> None:
             folder / "gt.csv", index=False
         )
         overrides.append(f"data.root={folder}")
-    if raw["data"].get("kind") == "synthetic":  # generated on first use: a few small images
+    if data.get("kind") == "synthetic":  # generated on first use: a few small images
         overrides += ["data.synth_n=8", "data.synth_size=[48, 32]"]
-    cfg = load_config(path, overrides)
+    return overrides
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_config_trains_tiny(path: Path, tmp_path: Path) -> None:
+    raw = yaml.safe_load(path.read_text())
+    cfg = load_config(path, _tiny(raw, tmp_path))
     m = train(cfg, verbose=False)
     assert m and all(np.isfinite(v) for v in m.values() if isinstance(v, float))
     from tinct.tasks import TASKS
 
     assert np.isfinite(m[TASKS.get(cfg.task).monitor.replace("val/", "test/")])
+
+
+def test_every_task_ships_a_sweep_file() -> None:
+    tasks = {yaml.safe_load(p.read_text())["task"] for p in CONFIGS}
+    swept = set()
+    for path in SWEEPS:
+        spec = yaml.safe_load(path.read_text())
+        swept.add(yaml.safe_load((path.parent / spec["base"]).read_text())["task"])
+        if "pretrain" in spec:
+            swept.add(yaml.safe_load((path.parent / spec["pretrain"]["config"]).read_text())["task"])
+    assert tasks <= swept
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_sweep_runs_tiny(path: Path, tmp_path: Path) -> None:
+    """Every point of every shipped sweep (the optional ones skipped) trains with a tiny budget."""
+    from tinct.engine.config import parse_overrides
+    from tinct.engine.sweep import run_sweep
+
+    spec = yaml.safe_load(path.read_text())
+    raw = yaml.safe_load((path.parent / spec["base"]).read_text())
+    overrides = parse_overrides(_tiny(raw, tmp_path))
+    results = run_sweep(path, tmp_path / "sweep", overrides=overrides, only_full=True, progress=False)
+    assert not results.empty
+    assert set(results["state"]) <= {"COMPLETE", "WAITING"}
+    assert (results["state"] == "COMPLETE").sum() == (~results["optional"]).sum()
