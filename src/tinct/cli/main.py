@@ -26,7 +26,7 @@ EPILOG = """examples:
   tinct evaluate colorization --data photos/ [--model RUN_DIR_OR_WEIGHTS]
   tinct study colorization --out runs/study-colorization
   tinct export runs/study-colorization/classification_rebalanced --out colorizer.pt --evaluate
-  tinct sweep configs/illuminant/sweep_input_space.yaml --auto-summary --analysis --eval-winners 2
+  tinct sweep configs/illuminant/input_space.sweep.yaml --auto-summary --analysis --eval-winners 2
   tinct summarize runs/ --out results.csv && tinct plot results.csv --out figures/
   tinct report runs/ --out report.html
 """
