@@ -14,6 +14,7 @@ CONFIGS = [p for p in ALL_YAML if not p.name.endswith(".sweep.yaml")]
 SWEEPS = [p for p in ALL_YAML if p.name.endswith(".sweep.yaml")]
 TINY = [
     "trainer.max_epochs=1",
+    "trainer.check_val_every_n_epoch=1",
     "trainer.limit_train_batches=2",
     "trainer.limit_val_batches=1",
     "trainer.limit_test_batches=1",

@@ -339,3 +339,31 @@ def test_sweep_against_a_real_postgresql_server(tmp_path: Path, postgres_url: st
     again = run_sweep(path, out, storage=postgres_url, progress=False)
     assert list(again["number"]) == list(results["number"])
     assert len(open_study(spec, postgres_url).study.get_trials()) == 3
+
+
+def test_a_dying_worker_fails_its_trial_and_another_takes_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process that dies (here os._exit in the middle of a trial, as a segfault or the OOM killer
+    would) has its trial recorded as failed with the exit code, and the other trials still run."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('TINCT_TEST_CRASH_LR'):\n"
+        "    import tinct.engine.crossval as cv\n"
+        "    real = cv.ensure_trained\n"
+        "    def crash(cfg, run_dir, quiet=False, test=True):\n"
+        "        if cfg.optim.lr == float(os.environ['TINCT_TEST_CRASH_LR']):\n"
+        "            print('crashing on purpose', flush=True)\n"
+        "            os._exit(3)\n"
+        "        return real(cfg, run_dir, quiet=quiet, test=test)\n"
+        "    cv.ensure_trained = crash\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("TINCT_TEST_CRASH_LR", "0.01")
+    path = write_sweep(tmp_path, axes={"optim.lr": [0.003, 0.01, 0.03]})
+    results = run_sweep(path, tmp_path / "s", workers=2, progress=False)
+    assert list(results["state"]) == ["COMPLETE", "FAIL", "COMPLETE"]
+    error = results["error"].iloc[1]
+    assert "worker process died with exit code 3" in error and "crashing on purpose" in error

@@ -59,6 +59,14 @@ def add_parsers(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="override a config value of every trial (added to the sweep's set section)",
     )
+    s.add_argument(
+        "--stale-after",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="a running trial without a heartbeat for S seconds (its machine is gone) is queued again "
+        "(default 600)",
+    )
     s.add_argument("--quiet", action="store_true", help="no line per trial")
 
     m = sub.add_parser("summarize", help="one row per run directory under RUNS_DIR -> CSV")
@@ -98,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             analysis=args.analysis,
             eval_winners_k=args.eval_winners,
             overrides=parse_overrides(args.overrides),
+            stale_after=args.stale_after,
             progress=not args.quiet,
         )
         failed = int((results["state"] == "FAIL").sum())

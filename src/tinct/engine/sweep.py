@@ -319,7 +319,7 @@ class TrialPoint:
         for v in self.params.values():
             s = _fmt(v)
             s = re.sub(r"[^0-9A-Za-z._]+", "-", s).strip("-")
-            parts.append(s[:24])
+            parts.append(s[:32])
         return f"t{self.index:03d}-" + "-".join(parts)[:80]
 
 
@@ -695,10 +695,12 @@ def run_trial(
     except Exception as err:  # recorded, and the sweep goes on with the next trial
         tb = traceback.format_exception(type(err), err, err.__traceback__)
         message = f"{type(err).__name__}: {err}"
-        storage.set_trial_user_attr(trial_id, "error", message[:2000])
-        storage.set_trial_user_attr(trial_id, "traceback", "".join(tb)[-6000:])
-        storage.set_trial_user_attr(trial_id, "time_s", round(time.perf_counter() - t0, 2))
-        study.tell(trial, state=TrialState.FAIL)
+        # Suppressed: the trial may be finished already (declared stale by another worker meanwhile).
+        with contextlib.suppress(Exception):
+            storage.set_trial_user_attr(trial_id, "error", message[:2000])
+            storage.set_trial_user_attr(trial_id, "traceback", "".join(tb)[-6000:])
+            storage.set_trial_user_attr(trial_id, "time_s", round(time.perf_counter() - t0, 2))
+            study.tell(trial, state=TrialState.FAIL)
         with contextlib.suppress(Exception):
             _write_trial_json(run_dir, spec, frozen.number, point, state="FAIL", error=message)
     return storage.get_trial(trial_id)
