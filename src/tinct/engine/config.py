@@ -29,6 +29,7 @@ __all__ = [
     "config_from_dict",
     "load_config",
     "parse_overrides",
+    "read_yaml_file",
     "save_config",
 ]
 
@@ -151,15 +152,27 @@ def load_config(
     Raises:
         ConfigError: the file is missing or not YAML, or a key or value is invalid (file and field named).
     """
+    raw = read_yaml_file(path, "config file")
+    ov = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    return config_from_dict(apply_overrides(raw, ov), source=str(path))
+
+
+def read_yaml_file(path: str | os.PathLike[str], what: str = "file") -> dict[str, Any]:
+    """The mapping in a YAML file (empty file: ``{}``).
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a mapping at the top level (file named).
+    """
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
+        raise ConfigError(f"{p}: {what} not found")
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{p}: not valid YAML ({err})") from err
-    ov = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
-    return config_from_dict(apply_overrides(raw, ov), source=str(p))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(raw).__name__}")
+    return raw
 
 
 def save_config(cfg: ExperimentConfig, path: str | os.PathLike[str]) -> None:

@@ -70,7 +70,13 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tinct.core.exceptions import ConfigError, TinctError
-from tinct.engine.config import ExperimentConfig, StrictModel, apply_overrides, config_from_dict
+from tinct.engine.config import (
+    ExperimentConfig,
+    StrictModel,
+    apply_overrides,
+    config_from_dict,
+    read_yaml_file,
+)
 from tinct.engine.io import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
@@ -236,11 +242,7 @@ class SweepSpec(StrictModel):
         path = self.resolve(self.base)
         if not path.is_file():
             raise ConfigError(f"{self.source}: base config {self.base!r} not found (looked at {path})")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from err
-        return apply_overrides(raw, self.set)
+        return apply_overrides(read_yaml_file(path, "base config"), self.set)
 
     def trial_config(
         self,
@@ -268,7 +270,7 @@ class SweepSpec(StrictModel):
         path = self.resolve(self.pretrain.config)
         if not path.is_file():
             raise ConfigError(f"{self.source}: pretrain config {self.pretrain.config!r} not found ({path})")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml_file(path, "pretrain config")
         trial = cfg.model_dump(mode="json")
         copied = {}
         for key in self.pretrain.share:
@@ -393,14 +395,7 @@ def load_sweep(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None
             config does not validate (checked for every point before anything trains).
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: sweep file not found")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML ({err})") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
+    raw = read_yaml_file(p, "sweep file")
     if "base" not in raw:
         raise ConfigError(f"{p}: a sweep file needs 'base' (the experiment config every trial starts from)")
     raw.setdefault("name", p.stem.replace(".sweep", ""))
