@@ -634,7 +634,7 @@ def run_trial(
     from optuna.trial import TrialState
 
     from tinct.engine.callbacks import finite_float
-    from tinct.engine.crossval import ensure_trained
+    from tinct.engine.crossval import ensure_trained, with_updates
     from tinct.engine.run_dir import RunDir
 
     study, storage = sw.study, sw.storage
@@ -664,8 +664,6 @@ def run_trial(
                     ensure_trained(pre, pre_dir, quiet=quiet, test=False)
                 ckpt = pre_dir / "checkpoints" / f"{spec.pretrain.checkpoint}.ckpt"
                 storage.set_trial_user_attr(trial_id, "pretrain_dir", str(pre_dir))
-                from tinct.engine.crossval import with_updates
-
                 cfg = with_updates(cfg, {spec.pretrain.into: str(ckpt.resolve())})
             status = ensure_trained(cfg, run_dir, quiet=quiet, test=test)
             metrics = RunDir(run_dir).metrics()
