@@ -1,6 +1,7 @@
 """``tinct study colorization``: the ablation of Zhang, Isola & Efros (2016) at small scale.
 
-Three networks with the same architecture, data and budget (the base config's epochs and crops):
+Three networks with the same architecture, data and budget (the base config's epochs and crops), the
+points of the shipped sweep file ``configs/colorization/study.sweep.yaml``:
 
 - classification over the 313 ab bins with class rebalancing (the paper's full method),
 - classification without rebalancing,

@@ -13,8 +13,10 @@ Type                               what trains
 ``log, ...``                       the same three on ``linear_to_log`` input
 =================================  ===========================================================
 
-The contrastive pretraining of each (input space, fold) runs once and serves both the frozen and the full
-variant; it trains on the training folds only. Every variant is scored with its last checkpoint (see
+The variants and the pretraining recipe are those of the shipped sweep file
+``configs/constancy/study.sweep.yaml`` (``sweep=`` picks another). The contrastive pretraining of each
+(input space, fold) runs once and serves both the frozen and the full variant; it trains on the training
+folds only. Every variant is scored with its last checkpoint (see
 :mod:`tinct.engine.crossval`).
 
 ```
