@@ -35,6 +35,7 @@ from tinct.engine.crossval import ensure_trained, with_updates
 from tinct.engine.io import atomic_write_json, atomic_write_text
 from tinct.engine.run_dir import RunDir
 from tinct.engine.study import load_base_config, load_study_sweep
+from tinct.engine.sweep_spec import SweepSpec
 
 __all__ = ["DEFAULT_SWEEP", "STUDY_COLUMNS", "StudyVariant", "study_colorization", "study_variants"]
 
@@ -59,9 +60,9 @@ class StudyVariant:
     overrides: dict[str, Any]
 
 
-def study_variants(sweep: str | os.PathLike[str] = DEFAULT_SWEEP) -> list[StudyVariant]:
-    """The variants of the study's sweep file, in its order (one per grid point)."""
-    spec = load_study_sweep(sweep)
+def study_variants(sweep: str | os.PathLike[str] | SweepSpec = DEFAULT_SWEEP) -> list[StudyVariant]:
+    """The variants of the study's sweep file (a path or a loaded one), in its order (one per grid point)."""
+    spec = sweep if isinstance(sweep, SweepSpec) else load_study_sweep(sweep)
     out = []
     for point in spec.points():
         slug = "-".join(str(v) for v in point.params.values())
@@ -116,7 +117,7 @@ def study_colorization(
         raise ConfigError(f"the colorization study needs a colorization config, got task {base.task!r}")
     if epochs is not None:
         base = with_updates(base, {"trainer.max_epochs": epochs})
-    every = study_variants(sweep)
+    every = study_variants(spec)
     by_slug = {v.slug: v for v in every}
     unknown = [v for v in variants or () if v not in by_slug]
     if unknown:

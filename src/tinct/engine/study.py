@@ -52,7 +52,7 @@ from tinct.engine.crossval import crossval, holdout, read_errors, with_updates
 from tinct.engine.io import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
-    from tinct.engine.sweep import SweepSpec
+    from tinct.engine.sweep_spec import SweepSpec
 
 __all__ = [
     "DEFAULT_BASE_CONFIG",
@@ -168,7 +168,7 @@ def find_shipped(path: str | os.PathLike[str]) -> Path:
 
 def load_study_sweep(path: str | os.PathLike[str]) -> SweepSpec:
     """A study's sweep file (:func:`tinct.engine.sweep.load_sweep`), found as :func:`find_shipped` does."""
-    from tinct.engine.sweep import load_sweep
+    from tinct.engine.sweep_spec import load_sweep
 
     return load_sweep(find_shipped(path))
 
@@ -303,7 +303,7 @@ def study_constancy(
     out.mkdir(parents=True, exist_ok=True)
     # The base recipe is a folder template (data.root unset): name the data before it is validated.
     where = [f"data.root={Path(data).resolve()}"] if data is not None else ["data.kind=synthetic"]
-    from tinct.engine.sweep import load_sweep
+    from tinct.engine.sweep_spec import load_sweep
 
     spec = load_sweep(find_shipped(sweep), parse_overrides(where))
     if base_config is None:

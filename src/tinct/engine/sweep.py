@@ -1,5 +1,8 @@
 """Sweeps: a base config plus axes, run as Optuna trials (``tinct sweep SWEEP.yaml``).
 
+The file format is read by :mod:`tinct.engine.sweep_spec`; this module stores, claims, runs and summarises
+the trials.
+
 A sweep file names a base experiment config and the axes to vary; every point of the grid (or every random
 draw) is one trial, i.e. one run directory::
 
@@ -49,12 +52,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
-import math
 import os
-import random
-import re
 import socket
 import subprocess
 import sys
@@ -62,22 +61,26 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tinct.core.exceptions import ConfigError, TinctError
-from tinct.engine.config import (
-    ExperimentConfig,
-    StrictModel,
-    apply_overrides,
-    config_from_dict,
-    read_yaml_file,
-)
+from tinct.engine.config import ExperimentConfig
 from tinct.engine.io import atomic_write_json, atomic_write_text
+from tinct.engine.sweep_spec import PretrainStage, SweepSpec, TrialPoint, label_text, load_sweep
+from tinct.engine.sweep_store import (
+    SweepStudy,
+    claim_trial,
+    default_storage,
+    fail_trials_of_worker,
+    open_study,
+    plan_trials,
+    recover_stale,
+    sweep_results,
+    waiting_trials,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -96,269 +99,8 @@ __all__ = [
     "worker_loop",
 ]
 
-PRETRAIN_KEY = "pretrain"  # the override that makes a trial run the sweep's pretraining stage first
-_SCALARS = (str, int, float, bool, type(None))
 
-
-class PretrainStage(StrictModel):
-    """A training stage that trials with ``pretrain: true`` run first, shared between trials.
-
-    Attributes:
-        config: the stage's experiment config (relative to the sweep file).
-        share: dotted keys copied from the trial's config into the stage's (``data`` copies the whole
-            section), so the pretrained weights fit the trial's network and data. Trials whose copied
-            values are equal share one pretraining run.
-        into: the trial key that receives the stage's checkpoint path.
-        checkpoint: ``last`` (default: the validation split does not pick the representation) or ``best``.
-    """
-
-    config: str
-    share: list[str] = Field(
-        default_factory=lambda: ["seed", "data", "model.backbone", "model.width", "model.input_space"]
-    )
-    into: str = "model.init"
-    checkpoint: Literal["last", "best"] = "last"
-
-
-class SweepSpec(StrictModel):
-    """A sweep file (see the module docstring); :func:`load_sweep` reads and validates one."""
-
-    name: str
-    base: str
-    set: dict[str, Any] = Field(default_factory=dict)
-    method: Literal["grid", "random"] = "grid"
-    n_trials: int | None = Field(None, ge=1)
-    seed: int = 0
-    metric: str | None = None
-    direction: Literal["minimize", "maximize"] | None = None
-    axes: dict[str, Any]
-    optional: list[dict[str, Any]] = Field(default_factory=list)
-    exclude: list[dict[str, Any]] = Field(default_factory=list)
-    pretrain: PretrainStage | None = None
-    storage: str | None = None
-    source: str = "<dict>"  # the sweep file (relative paths resolve from its folder)
-
-    @field_validator("axes")
-    @classmethod
-    def _check_axes(cls, axes: dict[str, Any]) -> dict[str, Any]:
-        if not axes:
-            raise ValueError("a sweep needs at least one axis")
-        for name, values in axes.items():
-            if isinstance(values, list):
-                if not values:
-                    raise ValueError(f"axis {name!r} has no values")
-            elif isinstance(values, dict) and _is_range(values):
-                if not values["low"] < values["high"]:
-                    raise ValueError(f"axis {name!r}: low must be < high")
-            elif isinstance(values, dict):
-                for label, ov in values.items():
-                    if not isinstance(ov, dict):
-                        raise ValueError(
-                            f"axis {name!r}, label {label!r}: a named axis maps each label to a mapping of "
-                            f"overrides (e.g. {{model.freeze: true}}), got {ov!r}"
-                        )
-            else:
-                raise ValueError(
-                    f"axis {name!r}: expected a list of values, a range {{low, high, log}} or a mapping "
-                    f"label -> overrides, got {values!r}"
-                )
-        return axes
-
-    @model_validator(mode="after")
-    def _check_method(self) -> SweepSpec:
-        ranges = [n for n, v in self.axes.items() if isinstance(v, dict) and _is_range(v)]
-        if self.method == "grid" and ranges:
-            raise ValueError(f"range axes {ranges} need method: random (a grid needs finite values)")
-        if self.method == "random" and self.n_trials is None:
-            raise ValueError("method: random needs n_trials")
-        return self
-
-    # -- paths -------------------------------------------------------------------------------------------
-
-    def resolve(self, path: str) -> Path:
-        """A path of the sweep file: absolute, relative to the file's folder, or to the working folder."""
-        p = Path(path).expanduser()
-        if p.is_absolute():
-            return p
-        here = Path(self.source).parent / p
-        if here.exists() or not p.exists():
-            return here.resolve()
-        return p.resolve()
-
-    # -- the trial points ----------------------------------------------------------------------------------
-
-    def points(self) -> list[TrialPoint]:
-        """Every trial of the sweep, in order (excluded points removed)."""
-        if self.method == "grid":
-            names = list(self.axes)
-            combos = itertools.product(*(_labels(self.axes[n]) for n in names))
-            raw = [dict(zip(names, c, strict=True)) for c in combos]
-        else:
-            raw = []
-            for i in range(self.n_trials or 0):
-                rng = random.Random(f"{self.seed}-{i}")
-                raw.append({n: _draw(v, rng) for n, v in self.axes.items()})
-        points = []
-        for params in raw:
-            if any(_matches(params, ex) for ex in self.exclude):
-                continue
-            overrides: dict[str, Any] = {}
-            for axis, label in params.items():
-                overrides.update(_axis_overrides(axis, self.axes[axis], label))
-            points.append(
-                TrialPoint(
-                    index=len(points),
-                    params=params,
-                    overrides=overrides,
-                    optional=any(_matches(params, op) for op in self.optional),
-                )
-            )
-        if not points:
-            raise ConfigError(f"{self.source}: every point of the sweep is excluded")
-        return points
-
-    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
-        """Optuna's description of each axis (what the dashboard and ``trial.params`` show)."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-        out: dict[str, Any] = {}
-        for name, values in self.axes.items():
-            if isinstance(values, dict) and _is_range(values):
-                if _is_int_range(values):
-                    out[name] = IntDistribution(
-                        int(values["low"]), int(values["high"]), log=bool(values.get("log", False))
-                    )
-                else:
-                    out[name] = FloatDistribution(
-                        float(values["low"]), float(values["high"]), log=bool(values.get("log", False))
-                    )
-            else:
-                out[name] = CategoricalDistribution(_labels(values))
-        return out
-
-    # -- configs -------------------------------------------------------------------------------------------
-
-    def base_raw(self) -> dict[str, Any]:
-        path = self.resolve(self.base)
-        if not path.is_file():
-            raise ConfigError(f"{self.source}: base config {self.base!r} not found (looked at {path})")
-        return apply_overrides(read_yaml_file(path, "base config"), self.set)
-
-    def trial_config(
-        self,
-        point: TrialPoint,
-        sweep_dir: str | os.PathLike[str] | None = None,
-        split_file: str | None = None,
-    ) -> ExperimentConfig:
-        """The validated config of one trial (the pretraining checkpoint is set by the worker)."""
-        overrides = {k: v for k, v in point.overrides.items() if k != PRETRAIN_KEY}
-        if self.pretrain is not None and point.pretrain:
-            # Validated with a stand-in: the worker sets the stage's real checkpoint before training.
-            overrides[self.pretrain.into] = "<checkpoint of the pretraining stage>"
-        raw = apply_overrides(self.base_raw(), overrides)
-        raw["name"] = f"{raw.get('name', 'run')}-{point.slug}"
-        if split_file is not None:
-            raw = apply_overrides(raw, {"data.split_file": split_file})
-        return config_from_dict(raw, source=f"{self.source}, trial {point.slug}")
-
-    def pretrain_config(self, cfg: ExperimentConfig) -> ExperimentConfig:
-        """The pretraining stage's config for a trial config ``cfg`` (its :attr:`PretrainStage.share` keys)."""
-        if self.pretrain is None:
-            raise ConfigError(
-                f"{self.source}: a trial asks for 'pretrain' but the sweep has no pretrain section"
-            )
-        path = self.resolve(self.pretrain.config)
-        if not path.is_file():
-            raise ConfigError(f"{self.source}: pretrain config {self.pretrain.config!r} not found ({path})")
-        raw = read_yaml_file(path, "pretrain config")
-        trial = cfg.model_dump(mode="json")
-        copied = {}
-        for key in self.pretrain.share:
-            node: Any = trial
-            for part in key.split("."):
-                if not isinstance(node, dict) or part not in node:
-                    raise ConfigError(
-                        f"{self.source}: pretrain.share key {key!r} is not in the trial's config"
-                    )
-                node = node[part]
-            copied[key] = node
-        raw = apply_overrides(raw, copied)
-        raw["name"] = f"{raw.get('name', 'pretrain')}-{cfg.name}"
-        return config_from_dict(raw, source=f"{path} (pretraining of {cfg.name})")
-
-    def metric_and_direction(self) -> tuple[str, str]:
-        """The ranking metric and ``minimize`` / ``maximize`` (defaults: the base task's monitor)."""
-        from tinct.tasks import TASKS
-
-        task = TASKS.get(str(self.base_raw().get("task")))
-        metric = self.metric or task.monitor
-        direction = self.direction or ("minimize" if task.monitor_mode == "min" else "maximize")
-        return metric, direction
-
-
-@dataclass
-class TrialPoint:
-    """One point of a sweep: axis labels (``params``) and the config overrides they stand for."""
-
-    index: int
-    params: dict[str, Any]
-    overrides: dict[str, Any]
-    optional: bool = False
-    key: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        canon = json.dumps(self.overrides, sort_keys=True, default=str)
-        self.key = hashlib.sha1(canon.encode()).hexdigest()[:12]
-
-    @property
-    def pretrain(self) -> bool:
-        return bool(self.overrides.get(PRETRAIN_KEY, False))
-
-    @property
-    def slug(self) -> str:
-        """Folder name: ``t003-small_cnn-log``; values of long / odd labels are shortened."""
-        parts = []
-        for v in self.params.values():
-            s = _fmt(v)
-            s = re.sub(r"[^0-9A-Za-z._]+", "-", s).strip("-")
-            parts.append(s[:32])
-        return f"t{self.index:03d}-" + "-".join(parts)[:80]
-
-
-def _is_range(v: Mapping[str, Any]) -> bool:
-    return "low" in v and "high" in v and all(not isinstance(x, dict) for x in v.values())
-
-
-def _is_int_range(v: Mapping[str, Any]) -> bool:
-    kind = v.get("type")
-    if kind is not None:
-        return kind == "int"
-    return isinstance(v["low"], int) and isinstance(v["high"], int) and not isinstance(v["low"], bool)
-
-
-def _label(value: Any) -> Any:
-    """An Optuna-storable label of an axis value (lists and mappings become their YAML flow text)."""
-    if isinstance(value, _SCALARS):
-        return value
-    return yaml.safe_dump(value, default_flow_style=True).strip()
-
-
-def _labels(values: Any) -> list[Any]:
-    if isinstance(values, dict):
-        return list(values)
-    return [_label(v) for v in values]
-
-
-def _draw(values: Any, rng: random.Random) -> Any:
-    if isinstance(values, dict) and _is_range(values):
-        lo, hi = values["low"], values["high"]
-        if _is_int_range(values):
-            if values.get("log"):
-                return int(min(max(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))), lo), hi))
-            return rng.randint(int(lo), int(hi))
-        x = math.exp(rng.uniform(math.log(lo), math.log(hi))) if values.get("log") else rng.uniform(lo, hi)
-        return float(min(max(x, lo), hi))
-    return rng.choice(_labels(values))
+# -- running trials ------------------------------------------------------------------------------------------
 
 
 def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
@@ -367,195 +109,6 @@ def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
     if isinstance(dist, IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
     return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
-
-
-def _axis_overrides(axis: str, values: Any, label: Any) -> dict[str, Any]:
-    if isinstance(values, dict) and not _is_range(values):
-        return dict(values[label])
-    if isinstance(values, list):
-        for v in values:
-            if _label(v) == label:
-                return {axis: v}
-    return {axis: label}
-
-
-def _matches(params: Mapping[str, Any], pattern: Mapping[str, Any]) -> bool:
-    return all(k in params and _fmt(params[k]) == _fmt(_label(v)) for k, v in pattern.items())
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def load_sweep(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> SweepSpec:
-    """Read and validate a sweep file; ``overrides`` (dotted keys) are added to its ``set`` section.
-
-    Raises:
-        ConfigError: the file is missing or not YAML, a key is unknown, an axis is malformed, or a trial's
-            config does not validate (checked for every point before anything trains).
-    """
-    p = Path(path)
-    raw = read_yaml_file(p, "sweep file")
-    if "base" not in raw:
-        raise ConfigError(f"{p}: a sweep file needs 'base' (the experiment config every trial starts from)")
-    raw.setdefault("name", p.stem.replace(".sweep", ""))
-    raw["source"] = str(p.resolve())
-    if overrides:
-        raw["set"] = {**(raw.get("set") or {}), **dict(overrides)}
-    try:
-        spec = SweepSpec.model_validate(raw)
-    except ValidationError as err:
-        lines = [f"  {'.'.join(str(x) for x in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()]
-        raise ConfigError(f"{p}: invalid sweep file\n" + "\n".join(lines)) from None
-    for point in spec.points():  # every trial validates now, not after hours of the first ones
-        spec.trial_config(point)
-    return spec
-
-
-# -- storage -------------------------------------------------------------------------------------------------
-
-
-def default_storage(sweep_dir: str | os.PathLike[str]) -> str:
-    return f"sqlite:///{(Path(sweep_dir) / 'sweep.db').resolve()}"
-
-
-@dataclass
-class SweepStudy:
-    """The sweep's Optuna study and the storage behind it (claiming a trial is a storage operation)."""
-
-    study: optuna.Study
-    storage: optuna.storages.BaseStorage
-
-
-def open_study(spec: SweepSpec, storage: str) -> SweepStudy:
-    """Create (or load) the sweep's Optuna study in ``storage`` (a SQLAlchemy URL)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    kwargs: dict[str, Any] = {}
-    if storage.startswith("sqlite"):
-        # Several local workers share one SQLite file: wait for its lock instead of failing at once.
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
-    try:
-        rdb = optuna.storages.RDBStorage(storage, **kwargs)
-    except Exception as err:
-        raise TinctError(f"cannot open the sweep storage {_safe_url(storage)}: {err}") from err
-    _, direction = spec.metric_and_direction()
-    study = optuna.create_study(study_name=spec.name, storage=rdb, direction=direction, load_if_exists=True)
-    return SweepStudy(study, rdb)
-
-
-def _safe_url(url: str) -> str:
-    # user:password@host -> user:***@host
-    head, sep, tail = url.partition("@")
-    if not sep or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, cred = head.partition("//")
-    return f"{scheme}//{cred.split(':', 1)[0]}:***@{tail}"
-
-
-def _latest_by_key(sw: SweepStudy) -> dict[str, optuna.trial.FrozenTrial]:
-    latest: dict[str, Any] = {}
-    for t in sw.study.get_trials(deepcopy=False):
-        key = t.user_attrs.get("key")
-        if key is not None and (key not in latest or t.number > latest[key].number):
-            latest[key] = t
-    return latest
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _recover_stale(sw: SweepStudy, stale_after: float) -> int:
-    """Mark RUNNING trials whose worker is gone as interrupted (they are queued again by :func:`_plan`)."""
-    from optuna.trial import TrialState
-
-    storage, n = sw.storage, 0
-    host = socket.gethostname()
-    for t in sw.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        ua = t.user_attrs
-        dead = ua.get("host") == host and not _pid_alive(int(ua.get("pid", -1)))
-        beat = float(ua.get("heartbeat", 0) or 0)
-        stale = beat and time.time() - beat > stale_after
-        if dead or stale:
-            why = "its worker process is gone" if dead else f"no heartbeat for {time.time() - beat:.0f} s"
-            storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-            storage.set_trial_user_attr(t._trial_id, "error", f"interrupted: {why}")
-            with contextlib.suppress(Exception):
-                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            n += 1
-    return n
-
-
-def _enqueue(sw: SweepStudy, point: TrialPoint, extra: Mapping[str, Any] | None = None) -> None:
-    import optuna
-
-    trial = optuna.trial.create_trial(
-        state=optuna.trial.TrialState.WAITING,
-        params=None,
-        distributions=None,
-        user_attrs={
-            "key": point.key,
-            "index": point.index,
-            "slug": point.slug,
-            "optional": point.optional,
-            "overrides": json.dumps(point.overrides, default=str),
-            **(extra or {}),
-        },
-        system_attrs={"fixed_params": point.params},
-    )
-    sw.study.add_trial(trial)
-
-
-def _plan(sw: SweepStudy, points: Sequence[TrialPoint], retry_failed: bool) -> dict[str, int]:
-    """Queue every point without a trial; queue again interrupted trials (and failed ones if asked)."""
-    from optuna.trial import TrialState
-
-    latest = _latest_by_key(sw)
-    counts = {"queued": 0, "requeued": 0, "failed": 0, "done": 0, "elsewhere": 0}
-    for p in points:
-        t = latest.get(p.key)
-        if t is not None and t.state == TrialState.COMPLETE:
-            counts["done"] += 1
-        elif t is not None and t.state == TrialState.RUNNING:
-            counts["elsewhere"] += 1
-        if t is None:
-            _enqueue(sw, p)
-            counts["queued"] += 1
-        elif t.state == TrialState.FAIL:
-            if t.user_attrs.get("interrupted") or retry_failed:
-                _enqueue(sw, p, {"retry_of": t.number})
-                counts["requeued"] += 1
-            else:
-                counts["failed"] += 1
-    return counts
-
-
-def _claim(sw: SweepStudy, keys: set[str], only_full: bool) -> int | None:
-    """Atomically take a waiting trial of this plan (lowest number first); None when none is left."""
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
-
-    waiting = sw.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    for t in sorted(waiting, key=lambda t: t.number):
-        if t.user_attrs.get("key") not in keys or (only_full and t.user_attrs.get("optional")):
-            continue
-        try:
-            if sw.storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-                return t._trial_id
-        except UpdateFinishedTrialError:
-            continue
-    return None
-
-
-# -- running trials ------------------------------------------------------------------------------------------
 
 
 class _Heartbeat:
@@ -718,9 +271,11 @@ def worker_loop(
     keys = {p.key for p in spec.points()}
     metric, _ = spec.metric_and_direction()
     n = 0
-    while (trial_id := _claim(sw, keys, only_full)) is not None:
+    while (trial_id := claim_trial(sw, keys, only_full)) is not None:
         frozen = sw.storage.get_trial(trial_id)
-        label = ", ".join(f"{k}={_fmt(v)}" for k, v in frozen.system_attrs.get("fixed_params", {}).items())
+        label = ", ".join(
+            f"{k}={label_text(v)}" for k, v in frozen.system_attrs.get("fixed_params", {}).items()
+        )
         if progress:
             print(f"trial {frozen.number} [{label}] started", flush=True)
         done = run_trial(sw, trial_id, spec, sweep_dir, split_file=split_file, test=test, quiet=quiet)
@@ -755,7 +310,6 @@ def _run_workers(
     progress: bool,
 ) -> None:
     """``workers`` local processes; a worker that dies fails its running trial (with its log's tail)."""
-    from optuna.trial import TrialState
 
     logs = sweep_dir / "logs"
     logs.mkdir(exist_ok=True)
@@ -797,23 +351,11 @@ def _run_workers(
                 if rc == 0:
                     continue
                 tail = log.read_text(errors="replace")[-3000:]
-                for t in sw.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    if (
-                        t.user_attrs.get("pid") == proc.pid
-                        and t.user_attrs.get("host") == socket.gethostname()
-                    ):
-                        sw.storage.set_trial_user_attr(
-                            t._trial_id, "error", f"worker process died with exit code {rc}\n{tail}"[-2000:]
-                        )
-                        sw.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                        if progress:
-                            print(f"trial {t.number} FAILED: its worker died with exit code {rc}", flush=True)
-                waiting = [
-                    t
-                    for t in sw.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-                    if t.user_attrs.get("key") in keys and not (only_full and t.user_attrs.get("optional"))
-                ]
-                if waiting and respawns < 3 * workers:
+                error = f"worker process died with exit code {rc}\n{tail}"
+                for number in fail_trials_of_worker(sw, proc.pid, error):
+                    if progress:
+                        print(f"trial {number} FAILED: its worker died with exit code {rc}", flush=True)
+                if waiting_trials(sw, keys, only_full) and respawns < 3 * workers:
                     respawns += 1
                     start(i)
     except KeyboardInterrupt:
@@ -835,36 +377,6 @@ def _visible_gpus() -> list[str]:
 
 
 # -- results -------------------------------------------------------------------------------------------------
-
-
-def sweep_results(spec: SweepSpec, sw: SweepStudy) -> pd.DataFrame:
-    """One row per trial of the plan (its latest attempt): axes, state, metric, metrics, time, error."""
-    import pandas as pd
-
-    latest = _latest_by_key(sw)
-    metric, _ = spec.metric_and_direction()
-    rows = []
-    for p in spec.points():
-        t = latest.get(p.key)
-        ua = t.user_attrs if t is not None else {}
-        row: dict[str, Any] = {
-            "number": t.number if t is not None else None,
-            "state": t.state.name if t is not None else "NOT_QUEUED",
-            "optional": p.optional,
-            **{k: v for k, v in p.params.items()},
-            metric: t.value if t is not None and t.value is not None else ua.get(metric),
-        }
-        row.update({k: v for k, v in ua.items() if "/" in k and k != metric})
-        row.update(
-            {
-                "epochs": ua.get("epochs"),
-                "time_s": ua.get("time_s"),
-                "run_dir": ua.get("run_dir", str(Path("runs") / p.slug)),
-                "error": ua.get("error") if t is not None and t.state.name == "FAIL" else None,
-            }
-        )
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def eval_winners(
@@ -975,9 +487,9 @@ def run_sweep(
     if split_file is not None:
         spec.trial_config(spec.points()[0], sweep_dir, split_file)  # the task supports data.split_file
     sw = open_study(spec, url)
-    recovered = _recover_stale(sw, stale_after)
+    recovered = recover_stale(sw, stale_after)
     points = spec.points()
-    counts = _plan(sw, points, retry_failed)
+    counts = plan_trials(sw, points, retry_failed)
     if progress:
         print(
             f"sweep {spec.name}: {len(points)} trials ({counts['done']} done, "
