@@ -40,6 +40,20 @@ def _sampled(spectrum: object) -> np.ndarray:
     return np.array([table.get(float(w), zero) for w in WAVELENGTHS], dtype=np.float64)
 
 
+def _reference_sensitivities(camera: str) -> np.ndarray:
+    """A camera's curves at WAVELENGTHS, read independently of tinct (the Canon ones from the CSV itself)."""
+    if camera in KEYS:
+        return _sampled(colour.MSDS_CAMERA_SENSITIVITIES[KEYS[camera]])
+    from colour.characterisation.aces_it import ROOT_RESOURCES_RAWTOACES
+
+    assert camera == "canon_eos_5d_mark_ii"
+    table = np.loadtxt(
+        Path(ROOT_RESOURCES_RAWTOACES) / "CANON_EOS_5DMark_II_RGB_Sensitivities.csv", delimiter=",", skiprows=1
+    )
+    rows = {float(w): values for w, *values in table.tolist()}
+    return np.array([rows[float(w)] for w in WAVELENGTHS], dtype=np.float64)
+
+
 def _angle(a: np.ndarray, b: np.ndarray) -> float:
     cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
     return float(np.degrees(np.arccos(min(1.0, cos))))
@@ -120,7 +134,7 @@ def test_restart_with_other_parameters_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("light", ["D65", "A", "FL2", "LED-B3", "HP1"])
 def test_flat_grey_response_matches_numpy_reference(camera: str, light: str) -> None:
     spd = colour.SDS_ILLUMINANTS[light]
-    sens = _sampled(colour.MSDS_CAMERA_SENSITIVITIES[KEYS[camera]])
+    sens = _reference_sensitivities(camera)
     power = _sampled(spd)
     reference = (power[:, None] * sens).sum(axis=0) * 10.0
     np.testing.assert_allclose(illuminant_rgb(spd, camera), reference, rtol=1e-10)
@@ -211,10 +225,16 @@ def test_cameras_give_different_raw_responses(tmp_path: Path) -> None:
 
 
 def test_camera_names() -> None:
-    assert CAMERAS == ("nikon_d5100", "sigma_sdmerrill")
-    for name, key in KEYS.items():
+    assert CAMERAS == ("nikon_d5100", "sigma_sdmerrill", "canon_eos_5d_mark_ii")
+    for name, key in {**KEYS, "canon_eos_5d_mark_ii": "Canon EOS 5D Mark II (rawtoaces)"}.items():
         np.testing.assert_array_equal(camera_sensitivities(name).values, camera_sensitivities(key).values)
         assert camera_sensitivities(name).shape == colour.SpectralShape(400, 700, 10)
+    # The Canon curves (a CSV resource, not MSDS_CAMERA_SENSITIVITIES) equal the file's own samples.
+    np.testing.assert_allclose(
+        camera_sensitivities("canon_eos_5d_mark_ii").values,
+        _reference_sensitivities("canon_eos_5d_mark_ii"),
+        rtol=1e-12,
+    )
     with pytest.raises(UnknownNameError, match="nikon_d5100"):
         camera_sensitivities("canon_550d")
     with pytest.raises(UnknownNameError, match="sigma_sdmerrill"):

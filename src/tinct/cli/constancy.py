@@ -14,7 +14,7 @@ __all__ = ["add_parsers", "run"]
 COMMANDS = ("data", "baselines", "crossval", "study")
 # tinct.data.spectral.CAMERAS, spelled out so that building the parser does not import colour-science
 # (1.6 s); tests/cli check that the two agree.
-CAMERA_NAMES = ("nikon_d5100", "sigma_sdmerrill")
+CAMERA_NAMES = ("nikon_d5100", "sigma_sdmerrill", "canon_eos_5d_mark_ii")
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -59,6 +59,12 @@ SPECTRAL_SHAPE = colour.SpectralShape(400, 700, 10)
 CAMERA_KEYS: Mapping[str, str] = {
     "nikon_d5100": "Nikon 5100 (NPL)",
     "sigma_sdmerrill": "Sigma SDMerill (NPL)",
+    "canon_eos_5d_mark_ii": "Canon EOS 5D Mark II (rawtoaces)",
+}
+# colour-science ships the Canon curves as a resource of its rawtoaces (ACES IDT) module, not in
+# MSDS_CAMERA_SENSITIVITIES; they are read from that CSV (380-780 nm every 5 nm).
+_RESOURCE_CAMERAS: Mapping[str, str] = {
+    "Canon EOS 5D Mark II (rawtoaces)": "CANON_EOS_5DMark_II_RGB_Sensitivities.csv",
 }
 CAMERAS: tuple[str, ...] = tuple(CAMERA_KEYS)
 
@@ -116,8 +122,10 @@ def camera_sensitivities(name: str) -> colour.MultiSpectralDistributions:
     """The spectral sensitivities (red, green, blue) of a camera on :data:`SPECTRAL_SHAPE`.
 
     Args:
-        name: one of :data:`CAMERAS` (``"nikon_d5100"``, ``"sigma_sdmerrill"``) or the colour-science key
-            (``"Nikon 5100 (NPL)"``, ``"Sigma SDMerill (NPL)"``).
+        name: one of :data:`CAMERAS` (``"nikon_d5100"``, ``"sigma_sdmerrill"``, ``"canon_eos_5d_mark_ii"``)
+            or its key in :data:`CAMERA_KEYS` (``"Nikon 5100 (NPL)"``, ...). The Nikon and Sigma curves are
+            colour-science's ``MSDS_CAMERA_SENSITIVITIES`` (NPL measurements); the Canon curves are the
+            rawtoaces resource colour-science ships for its ACES input-transform code.
 
     Returns:
         A new ``MultiSpectralDistributions`` (relative sensitivities as measured by NPL), safe to modify.
@@ -129,7 +137,22 @@ def camera_sensitivities(name: str) -> colour.MultiSpectralDistributions:
         >>> camera_sensitivities("nikon_d5100").shape
         SpectralShape(400.0, 700.0, 10.0)
     """
-    return _align(colour.MSDS_CAMERA_SENSITIVITIES[_camera_key(name)])
+    key = _camera_key(name)
+    if key in _RESOURCE_CAMERAS:
+        return _align(_resource_camera(key))
+    return _align(colour.MSDS_CAMERA_SENSITIVITIES[key])
+
+
+@cache
+def _resource_camera(key: str) -> colour.MultiSpectralDistributions:
+    import os
+
+    from colour.characterisation.aces_it import ROOT_RESOURCES_RAWTOACES
+
+    path = os.path.join(ROOT_RESOURCES_RAWTOACES, _RESOURCE_CAMERAS[key])
+    sds = colour.io.read_sds_from_csv_file(path)
+    values = np.stack([sds[channel].values for channel in ("R", "G", "B")], axis=1)
+    return colour.MultiSpectralDistributions(values, sds["R"].wavelengths, name=key)
 
 
 @cache
