@@ -27,15 +27,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, out: str | os.PathLike[str]) -> Path:
-    import io
+def _save(fig: Any, out: Any) -> Path:
+    from tinct.engine.plots import save_figure
 
-    from tinct.engine.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=110, format="png")
-    _pyplot().close(fig)
-    return atomic_write_bytes(out, buf.getvalue())
+    return save_figure(fig, out, dpi=110)
 
 
 def plot_error_cdf(

@@ -4,8 +4,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-__all__ = ["plot_learning_curves"]
+__all__ = ["plot_learning_curves", "save_figure"]
+
+
+def save_figure(fig: Any, out: str | os.PathLike[str], dpi: int = 110) -> Path:
+    """Write a matplotlib figure as PNG atomically (a crash never leaves half a file), then close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from tinct.core.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    plt.close(fig)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(out, buf.getvalue())
 
 
 _STATS = ("mean", "median", "trimean", "best25", "worst25", "max")
@@ -73,8 +90,4 @@ def plot_learning_curves(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

@@ -6,7 +6,6 @@ sweep's ``results.csv`` (see :mod:`tinct.engine.sweep`); ``tinct plot`` and ``ti
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
@@ -58,14 +57,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, out: Path) -> Path:
+def _save(fig: Any, out: Any) -> Path:
+    from tinct.engine.plots import save_figure
 
-    from tinct.engine.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=_DPI, format="png")
-    _pyplot().close(fig)
-    return atomic_write_bytes(out, buf.getvalue())
+    return save_figure(fig, out, dpi=_DPI)
 
 
 def _label(value: Any) -> str:
