@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,10 @@ def evaluate(
 ) -> dict[str, float]:
     """Test a trained run on its own test split, or on every image of the folder ``data``.
 
-    Writes ``evaluation.json`` (or ``evaluation-<folder>.json``) into the run directory, or to ``out``.
+    Writes ``evaluation.json`` (or ``evaluation-<folder>.json``) into the run directory, or to ``out``, and
+    the task's own report files (:meth:`tinct.tasks.base.Task.write_test_report`; patch colour:
+    ``patch_metrics.json``, ``patch_predictions.csv``, ``figures/patch_swatches.png``) into the run directory
+    (own test split), ``RUN_DIR/eval-<folder>`` (``data``) or the folder of ``out``.
     """
     from tinct.engine.train import build_trainer
 
@@ -59,13 +63,22 @@ def evaluate(
             raise DataError(f"{data}: evaluation data folder not found")
         task.cfg = task.with_data(data)
     trainer = build_trainer(task.cfg, None, [], accelerator=accelerator, devices=devices)
-    results = trainer.test(task, datamodule=task.build_datamodule(), verbose=False)
+    with warnings.catch_warnings():
+        # Lightning 2.6 calls a torch API that torch 2.14 deprecated; nothing for users to act on.
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+        results = trainer.test(task, datamodule=task.build_datamodule(), verbose=False)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     target = (
         Path(out)
         if out
         else Path(run_dir) / ("evaluation.json" if data is None else f"evaluation-{Path(data).name}.json")
     )
+    # Task files (patch: patch_metrics.json ...) go to the run directory for its own test split, to
+    # RUN_DIR/eval-<folder> for another data folder, or beside --out.
+    report_dir = (
+        target.parent if out else Path(run_dir) / ("." if data is None else f"eval-{Path(data).name}")
+    )
+    task.write_test_report(report_dir.resolve(), str(data) if data else "test split")
     atomic_write_json(
         target, {"run_dir": str(run_dir), "data": str(data) if data else "test split", **metrics}
     )

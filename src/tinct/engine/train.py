@@ -184,7 +184,7 @@ def train(
     # After the Trainer exists: before, a process of another node (Lightning's launcher sets NODE_RANK,
     # not RANK) would count itself as rank 0 and write config.yaml and env.json too.
     if trainer.is_global_zero:
-        run.create(cfg)
+        run.create(task.cfg)  # the task may resolve data-dependent fields (patch: the camera list)
     t0 = time.perf_counter()
     with _run_dir_env(run.path), warnings.catch_warnings():
         # Lightning 2.6 calls a torch API that torch 2.14 deprecated; nothing for users to act on.
@@ -227,6 +227,8 @@ def train(
         }
     )
     if trainer.is_global_zero:
+        if test_results:
+            task.write_test_report(run.path, "test split")
         atomic_write_json(run.metrics_json, metrics)
         plot_learning_curves(
             run.metrics_csv, run.figures / "learning_curves.png", title=f"{cfg.task}: {cfg.name}"

@@ -63,6 +63,14 @@ class Task(L.LightningModule, abc.ABC):
     def predict_files(self, paths: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
         raise NotImplementedError(f"task {self.cfg.task!r} has no file prediction")
 
+    def write_test_report(self, out_dir: Path, data: str) -> dict[str, Any]:
+        """Write task-specific files about the last test run (per-sample tables, figures) into ``out_dir``.
+
+        Called on rank 0 after the test of a training run (``out_dir`` = the run directory) and by
+        ``tinct evaluate``; ``data`` says what was tested. Returns a summary (empty: nothing written).
+        """
+        return {}
+
     # -- Lightning plumbing ---------------------------------------------------------------------
     @staticmethod
     def _batch_size(batch: Any) -> int:
