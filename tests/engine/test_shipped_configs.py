@@ -27,6 +27,10 @@ TINY_DATA = {
         "data.resize=48", "data.crop=32", "data.eval_size=40", "data.samples_per_epoch=8", "data.batch_size=4",
         "model.infer_size=48",
     ],
+    "patch": [
+        "data.synth_n=16", "data.synth_size=[96, 72]", "data.photos_per_shade=2", "data.size=32",
+        "data.batch_size=4", "model.width=4", "model.depth=2", "model.hidden=16",
+    ],
 }  # fmt: skip
 TINY_DATA["illuminant_embedding"] = TINY_DATA["illuminant"]
 
@@ -62,7 +66,9 @@ def _tiny(raw: dict, tmp_path: Path) -> list[str]:
             folder / "gt.csv", index=False
         )
         overrides.append(f"data.root={folder}")
-    if data.get("kind") == "synthetic":  # generated on first use: a few small images
+    if (
+        data.get("kind") == "synthetic" and raw["task"] != "patch"
+    ):  # generated on first use: a few small images
         overrides += ["data.synth_n=8", "data.synth_size=[48, 32]"]
     return overrides
 

@@ -4,6 +4,7 @@ from tinct.tasks.base import TASKS, Task
 from tinct.tasks.colorization import ColorizationConfig, ColorizationTask
 from tinct.tasks.illuminant import IlluminantConfig, IlluminantTask
 from tinct.tasks.illuminant_embedding import IlluminantEmbeddingConfig, IlluminantEmbeddingTask
+from tinct.tasks.patch import PatchConfig, PatchTask
 
 __all__ = [
     "TASKS",
@@ -13,5 +14,7 @@ __all__ = [
     "IlluminantEmbeddingConfig",
     "IlluminantEmbeddingTask",
     "IlluminantTask",
+    "PatchConfig",
+    "PatchTask",
     "Task",
 ]
