@@ -31,9 +31,9 @@ def _levels(p: argparse.ArgumentParser) -> None:
     p.add_argument("--saturation", type=float, help="raw saturation level (default: the layout's)")
 
 
-def add_parsers(sub: Any) -> Any:
-    """Add the colour-constancy subcommands to the ``tinct`` parser's subparsers; returns the ``study``
-    subparsers (other tasks add their studies there)."""
+def add_parsers(sub: Any) -> tuple[Any, Any]:
+    """Add the colour-constancy subcommands to the ``tinct`` parser's subparsers; returns the ``data`` and
+    ``study`` subparsers (other tasks add their data commands and studies there)."""
     d = sub.add_parser("data", help="generate or convert datasets")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     s = dsub.add_parser(
@@ -127,7 +127,7 @@ def add_parsers(sub: Any) -> Any:
     sc.add_argument("--pretrain-epochs", type=int, help="epochs of contrastive pretraining")
     sc.add_argument("--no-baselines", action="store_true", help="skip the classical reference rows")
     sc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    return ssub
+    return dsub, ssub
 
 
 def _print(table: Any) -> None:

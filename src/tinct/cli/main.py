@@ -11,6 +11,9 @@ from tinct.core.exceptions import TinctError
 
 __all__ = ["build_parser", "main"]
 
+# tinct.cli.patch.DATA_COMMANDS, spelled out so dispatch needs no import.
+PATCH_DATA_COMMANDS = ("synth-patches", "crop")
+
 EPILOG = """examples:
   tinct quickstart
   tinct train configs/illuminant/mondrian_small_cnn.yaml --set optim.lr=3e-4 --set trainer.max_epochs=20
@@ -25,6 +28,9 @@ EPILOG = """examples:
   tinct colorize photo.jpg folder/ --out colorized/ [--model RUN_DIR_OR_WEIGHTS] [--temperature 0.38]
   tinct evaluate colorization --data photos/ [--model RUN_DIR_OR_WEIGHTS]
   tinct study colorization --out runs/study-colorization
+  tinct data synth-patches --out data/patches --n 2000 && tinct data crop data/patches crops/ --context 16
+  tinct train configs/patch/cross_attention.yaml && tinct evaluate RUN_DIR --data data/other_patches
+  tinct study patch --out runs/study-patch
   tinct export runs/study-colorization/classification_rebalanced --out colorizer.pt --evaluate
   tinct sweep configs/illuminant/input_space.sweep.yaml --auto-summary --analysis --eval-winners 2
   tinct summarize runs/ --out results.csv && tinct plot results.csv --out figures/
@@ -116,10 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="versions and the registered tasks and backbones")
 
-    from tinct.cli import colorization, constancy, experiments
+    from tinct.cli import colorization, constancy, experiments, patch
 
-    study = constancy.add_parsers(sub)
+    data, study = constancy.add_parsers(sub)
     colorization.add_parsers(sub, study)
+    patch.add_parsers(data, study)
     experiments.add_parsers(sub)
     return parser
 
@@ -233,6 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tinct.cli import colorization
 
             return colorization.run(args)
+        if (args.command == "data" and args.data_command in PATCH_DATA_COMMANDS) or (
+            args.command == "study" and args.study_task == "patch"
+        ):
+            from tinct.cli import patch
+
+            return patch.run(args)
         if args.command in ("sweep", "summarize", "plot", "report"):
             from tinct.cli import experiments
 

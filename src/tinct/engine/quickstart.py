@@ -127,14 +127,14 @@ def quickstart(out: str | os.PathLike[str] = "runs", epochs: int = 4, seed: int 
 
     console = Console()
     t0 = time.perf_counter()
-    console.print("[bold]tinct quickstart[/bold] 1/3: colour core against published values")
+    console.print("[bold]tinct quickstart[/bold] 1/4: colour core against published values")
     checks = colour_core_check(seed)
     for name, c in checks.items():
         console.print(f"  {'ok ' if c['ok'] else 'FAIL'} {name}: {c['value']}")
     if not all(c["ok"] for c in checks.values()):
         raise RuntimeError("colour core check failed; see above")
 
-    console.print("[bold]tinct quickstart[/bold] 2/3: tiny illuminant estimator on synthetic Mondrian scenes")
+    console.print("[bold]tinct quickstart[/bold] 2/4: tiny illuminant estimator on synthetic Mondrian scenes")
     cfg = IlluminantConfig(
         name="quickstart",
         output_dir=str(out),
@@ -168,7 +168,7 @@ def quickstart(out: str | os.PathLike[str] = "runs", epochs: int = 4, seed: int 
     )
     console.print(table)
 
-    console.print("[bold]tinct quickstart[/bold] 3/3: colorization of scikit-image's sample photos")
+    console.print("[bold]tinct quickstart[/bold] 3/4: colorization of scikit-image's sample photos")
     colorization = quickstart_colorization(Path(out), epochs=min(epochs, 2), seed=seed)
     table = Table(title="colorization of the sample photos (full resolution)")
     table.add_column("model")
@@ -180,12 +180,33 @@ def quickstart(out: str | os.PathLike[str] = "runs", epochs: int = 4, seed: int 
     ):
         table.add_row(label, *(f"{m[k]:.3f}" for k in ("auc_raw", "auc_rebalanced", "psnr", "colorfulness")))
     console.print(table)
+
+    console.print("[bold]tinct quickstart[/bold] 4/4: skin-patch colour from synthetic photos + EXIF")
+    patch = quickstart_patch(Path(out), epochs=epochs, seed=seed)
+    table = Table(title="patch colour: CIEDE2000 on held-out shades (tiny model, few photos)")
+    for key in ("model", "mean", "median", "p90", "share < 1"):
+        table.add_column(key, justify="right" if key != "model" else "left")
+    for label, m in (
+        ("predict the training mean", patch["mean_baseline"]),
+        ("cross-attention", patch["test"]),
+    ):
+        table.add_row(
+            label, *(f"{m[k]:.2f}" for k in ("de00_mean", "de00_median", "de00_p90", "share_below_1"))
+        )
+    console.print(table)
+    console.print(f"  adaptive crop: IoU with the true patch box median {patch['iou_median']:.3f}")
     print(
-        f"tinct quickstart: done in {time.perf_counter() - t0:.0f} s; run directories {run} and "
-        f"{colorization['tiny']['run_dir']}; colorized photos in {colorization['out']}",
+        f"tinct quickstart: done in {time.perf_counter() - t0:.0f} s; run directories {run}, "
+        f"{colorization['tiny']['run_dir']} and {patch['run_dir']}; colorized photos in {colorization['out']}",
         flush=True,
     )
-    return {**metrics, "colour_checks": checks, "gray_world": gray, "colorization": colorization}
+    return {
+        **metrics,
+        "colour_checks": checks,
+        "gray_world": gray,
+        "colorization": colorization,
+        "patch": patch,
+    }
 
 
 def quickstart_colorization(out: Path, epochs: int = 2, seed: int = 0) -> dict[str, Any]:
@@ -210,3 +231,47 @@ def quickstart_colorization(out: Path, epochs: int = 2, seed: int = 0) -> dict[s
     colorize(photos, folder, progress=False)
     shipped = evaluate_colorization(None, photos, folder / "colorization_metrics.json", progress=False)
     return {"tiny": tiny, "shipped": shipped, "out": str(folder)}
+
+
+def quickstart_patch(out: Path, epochs: int = 4, seed: int = 0) -> dict[str, Any]:
+    """Generate a few synthetic skin-patch photos (EXIF included), check the adaptive crop against the true
+    boxes, and train a tiny cross-attention model on held-out shades, beside the predict-the-mean baseline."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from tinct.color.difference import delta_e_ciede2000
+    from tinct.data.crop import Box
+    from tinct.engine.train import train
+    from tinct.metrics.patch import de00_statistics
+    from tinct.tasks.patch import PatchConfig, PatchDataConfig, PatchModelConfig
+
+    cfg = PatchConfig(
+        name="quickstart-patch",
+        output_dir=str(out),
+        seed=seed,
+        data=PatchDataConfig(synth_n=200, photos_per_shade=2, context=16, size=48, batch_size=32),
+        model=PatchModelConfig(fusion="cross_attention", width=12, depth=3, hidden=64, mean_features=True),
+    )
+    cfg.optim.lr = 3e-3
+    cfg.trainer.max_epochs = max(2, epochs)
+    metrics = train(cfg)
+    run = Path(metrics["run_dir"])
+    labels = pd.read_csv(Path(cfg.data.synthetic_root(str(out))) / "labels.csv")
+    boxes = json.loads(next((out / "cache").glob("patch-boxes-*.json")).read_text())
+    ious = [
+        Box(*boxes[r.image]).iou(Box(r.patch_x0, r.patch_y0, r.patch_x1, r.patch_y1))
+        if boxes[r.image]
+        else 0.0
+        for r in labels.itertuples()
+    ]
+    predictions = pd.read_csv(run / "patch_predictions.csv")
+    train_mean = labels[~labels["image"].isin(predictions["image"])][["L", "a", "b"]].mean().to_numpy()
+    truth = torch.tensor(predictions[["L", "a", "b"]].to_numpy())
+    baseline = delta_e_ciede2000(torch.tensor(train_mean).expand_as(truth), truth, dim=-1).numpy()
+    test = json.loads((run / "patch_metrics.json").read_text())
+    return {
+        "run_dir": str(run), "test": test, "mean_baseline": de00_statistics(baseline),
+        "iou_median": float(np.median(ious)), "metrics": metrics,
+    }  # fmt: skip
