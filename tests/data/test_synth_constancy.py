@@ -48,7 +48,9 @@ def _reference_sensitivities(camera: str) -> np.ndarray:
 
     assert camera == "canon_eos_5d_mark_ii"
     table = np.loadtxt(
-        Path(ROOT_RESOURCES_RAWTOACES) / "CANON_EOS_5DMark_II_RGB_Sensitivities.csv", delimiter=",", skiprows=1
+        Path(ROOT_RESOURCES_RAWTOACES) / "CANON_EOS_5DMark_II_RGB_Sensitivities.csv",
+        delimiter=",",
+        skiprows=1,
     )
     rows = {float(w): values for w, *values in table.tolist()}
     return np.array([rows[float(w)] for w in WAVELENGTHS], dtype=np.float64)
