@@ -50,7 +50,7 @@ def patch_study_table(results: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
             raise RunDirError(f"{path}: missing; test the run with `tinct evaluate {r['run_dir']}`")
         m = json.loads(path.read_text())
         row: dict[str, Any] = {a: r[a] for a in axes}
-        row["epochs"] = r.get("epochs")
+        row["epochs"] = int(r["epochs"]) if pd.notna(r.get("epochs")) else None
         row.update({k: m.get(k) for k in _STATS})
         for label, _, _ in EXPOSURE_BINS:
             row[f"de00 {label}"] = m.get("per_exposure", {}).get(label, {}).get("de00_mean")
@@ -81,6 +81,8 @@ def _metadata_gain(table: pd.DataFrame, fusion: str, groups: list[str]) -> pd.Da
 
 def _markdown(df: pd.DataFrame) -> str:
     def cell(v: Any) -> str:
+        if v is None:
+            return ""
         if isinstance(v, float):
             return "" if np.isnan(v) else f"{v:.3f}"
         return str(v)

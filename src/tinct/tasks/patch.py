@@ -172,7 +172,8 @@ class PatchDataModule(L.LightningDataModule):
             self._data = read_patch_table(root)
         return self._data
 
-    def _splits(self) -> dict[str, list[int]]:
+    def splits(self) -> dict[str, list[int]]:
+        """Row indices of train / val / test (``data.split``; a split file fixes them across runs)."""
         from tinct.data.patches import split_patches
 
         d, table = self.cfg.data, self.data.table
@@ -216,7 +217,7 @@ class PatchDataModule(L.LightningDataModule):
         from tinct.data.patches import PatchDataset
 
         d = self.cfg.data
-        self.split_indices = self._splits()
+        self.split_indices = self.splits()
         if not self.split_indices["train"] and stage in (None, "fit"):
             raise DataError(f"{self.data.root}: no training images left after the split")
         boxes = self.boxes()
@@ -304,7 +305,7 @@ class PatchTask(Task):
             # The training split's cameras: a held-out camera (split: camera) stays "unknown" (id 0)
             # instead of getting an embedding row that was never trained.
             table = datamodule.data.table
-            train = datamodule._splits()["train"]
+            train = datamodule.splits()["train"]
             cameras = sorted({str(c) for c in table["camera"].iloc[train]} - {"unknown"})
             cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"cameras": cameras})})
             datamodule.cfg = cfg
