@@ -13,6 +13,7 @@ enter unscaled: like every tinct model, standardise them in the data transforms.
 
 from __future__ import annotations
 
+import abc
 import functools
 import zlib
 from collections.abc import Sequence
@@ -201,7 +202,7 @@ def _pool(fmap: Tensor) -> Tensor:
     return fmap.mean(dim=(-2, -1))
 
 
-class Fusion(nn.Module):
+class Fusion(nn.Module, abc.ABC):
     """Merges a feature map with metadata into one vector.
 
     Shape:
@@ -211,8 +212,9 @@ class Fusion(nn.Module):
 
     out_features: int
 
+    @abc.abstractmethod
     def forward(self, fmap: Tensor, meta_vec: Tensor | None, meta_tokens: Tensor | None) -> Tensor:
-        raise NotImplementedError
+        """The fused vector of one batch."""
 
     @staticmethod
     def _need(x: Tensor | None, what: str, fusion: str) -> Tensor:

@@ -23,9 +23,46 @@ from tinct.core.registry import Registry
 from tinct.engine.config import ExperimentConfig
 from tinct.metrics.statistics import error_statistics
 
-__all__ = ["TASKS", "Task"]
+__all__ = ["TASKS", "SplitDataModule", "Task"]
 
 TASKS: Registry[type[Task]] = Registry("task")
+
+
+class SplitDataModule(L.LightningDataModule):
+    """The loaders of a data module that fills ``train_set`` / ``val_set`` / ``test_set`` in ``setup``,
+    batched by ``cfg.data.batch_size`` with ``cfg.data.num_workers`` workers (shuffled for training).
+
+    ``drop_last_train``: drop a last, smaller training batch (tasks whose loss needs full batches).
+    """
+
+    drop_last_train: ClassVar[bool] = False
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.train_set: Any = None
+        self.val_set: Any = None
+        self.test_set: Any = None
+
+    def _loader(self, ds: Any, shuffle: bool) -> Any:
+        from torch.utils.data import DataLoader
+
+        d = self.cfg.data
+        return DataLoader(
+            ds, batch_size=d.batch_size, shuffle=shuffle, num_workers=d.num_workers,
+            persistent_workers=d.num_workers > 0,
+            drop_last=self.drop_last_train and shuffle and len(ds) > d.batch_size,
+        )  # fmt: skip
+
+    def train_dataloader(self) -> Any:
+        assert self.train_set is not None, "setup() has not run"
+        return self._loader(self.train_set, True)
+
+    def val_dataloader(self) -> Any:
+        return self._loader(self.val_set, False)
+
+    def test_dataloader(self) -> Any:
+        return self._loader(self.test_set, False)
 
 
 class Task(L.LightningModule, abc.ABC):

@@ -26,12 +26,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from tinct.core.exceptions import DataError
 from tinct.engine.config import ExperimentConfig, StrictModel
 from tinct.models.colorization import Colorizer
-from tinct.tasks.base import TASKS, Task
+from tinct.tasks.base import TASKS, SplitDataModule, Task
 
 __all__ = [
     "ColorizationConfig",
@@ -114,17 +113,15 @@ class ColorizationConfig(ExperimentConfig):
     model: ColorizationModelConfig = ColorizationModelConfig()
 
 
-class ColorizationDataModule(L.LightningDataModule):
+class ColorizationDataModule(SplitDataModule):
     """Splits and loaders of :class:`ColorizationDataConfig`; ``train_images`` feed the prior."""
 
+    drop_last_train = True
+
     def __init__(self, cfg: ColorizationConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self.splits: dict[str, list[Path]] = {}
         self.train_images: list[np.ndarray] = []
-        self.train_set: Any = None
-        self.val_set: Any = None
-        self.test_set: Any = None
 
     def resolve_splits(self) -> dict[str, list[Path]]:
         """The photo paths of each split (without reading them); small folders fall back so that every
@@ -175,22 +172,6 @@ class ColorizationDataModule(L.LightningDataModule):
                 self.train_set = PhotoCrops(images, d.crop, d.flip, d.samples_per_epoch)
             else:
                 setattr(self, f"{name}_set", PhotoImages(images, d.eval_size))
-
-    def _loader(self, ds: Any, shuffle: bool) -> DataLoader[Any]:
-        d = self.cfg.data
-        return DataLoader(
-            ds, batch_size=d.batch_size, shuffle=shuffle, num_workers=d.num_workers,
-            persistent_workers=d.num_workers > 0, drop_last=shuffle and len(ds) > d.batch_size,
-        )  # fmt: skip
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.train_set, True)
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.val_set, False)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.test_set, False)
 
 
 def data_prior(images: Sequence[np.ndarray], sigma: float = 5.0) -> Tensor:

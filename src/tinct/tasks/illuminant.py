@@ -17,13 +17,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 
 from tinct.core.exceptions import ConfigError, DataError, RunDirError
 from tinct.engine.config import ExperimentConfig, StrictModel
 from tinct.models.backbones import BackboneName, create_backbone
 from tinct.models.heads import ConfidencePoolingHead, PooledRegressionHead
-from tinct.tasks.base import TASKS, Task
+from tinct.tasks.base import TASKS, SplitDataModule, Task
 
 __all__ = [
     "AugmentConfig",
@@ -148,7 +147,7 @@ class IlluminantConfig(ExperimentConfig):
     model: IlluminantModelConfig = IlluminantModelConfig()
 
 
-class IlluminantDataModule(L.LightningDataModule):
+class IlluminantDataModule(SplitDataModule):
     """Splits and loaders of :class:`IlluminantDataConfig` (used by the illuminant and embedding tasks).
 
     After :meth:`setup`, ``train_illuminants`` holds the training labels (for relighting augmentation)
@@ -156,9 +155,7 @@ class IlluminantDataModule(L.LightningDataModule):
     """
 
     def __init__(self, cfg: Any) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.train_set: Dataset[dict[str, Tensor]] | None = None
+        super().__init__(cfg)
         self.split_indices: dict[str, list[int]] = {}
         self.train_illuminants: Tensor | None = None
         self._augment: Any = None
@@ -253,26 +250,6 @@ class IlluminantDataModule(L.LightningDataModule):
             relight=a.relight, illuminants=self.train_illuminants, jitter=a.jitter,
             gain_range=a.gain_range, p_relight=a.p_relight,
         )  # fmt: skip
-
-    def _loader(self, ds: Dataset[Any], shuffle: bool) -> DataLoader[Any]:
-        d = self.cfg.data
-        return DataLoader(
-            ds,
-            batch_size=d.batch_size,
-            shuffle=shuffle,
-            num_workers=d.num_workers,
-            persistent_workers=d.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        assert self.train_set is not None
-        return self._loader(self.train_set, True)
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.val_set, False)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.test_set, False)
 
 
 def ensure_synthetic(d: IlluminantDataConfig, output_dir: str) -> str:

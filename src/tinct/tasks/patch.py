@@ -19,17 +19,15 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from tinct.core.exceptions import DataError
 from tinct.engine.config import ExperimentConfig, StrictModel
-from tinct.tasks.base import TASKS, Task
+from tinct.tasks.base import TASKS, SplitDataModule, Task
 
 __all__ = [
     "PatchConfig",
@@ -148,15 +146,13 @@ def ensure_synthetic_patches(d: PatchDataConfig, output_dir: str) -> str:
     return str(root)
 
 
-class PatchDataModule(L.LightningDataModule):
+class PatchDataModule(SplitDataModule):
     """Table, splits, patch boxes and loaders of :class:`PatchDataConfig`."""
 
     def __init__(self, cfg: PatchConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         self._data: Any = None
         self.split_indices: dict[str, list[int]] = {}
-        self.train_set: Any = None
 
     @property
     def data(self) -> Any:
@@ -239,22 +235,6 @@ class PatchDataModule(L.LightningDataModule):
             for k, v in self.split_indices.items()
         }
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"] or sets["test"], sets["test"]
-
-    def _loader(self, ds: Any, shuffle: bool) -> DataLoader[Any]:
-        d = self.cfg.data
-        return DataLoader(
-            ds, batch_size=d.batch_size, shuffle=shuffle, num_workers=d.num_workers,
-            persistent_workers=d.num_workers > 0,
-        )  # fmt: skip
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.train_set, True)
-
-    def val_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.val_set, False)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        return self._loader(self.test_set, False)
 
 
 def _cached_boxes(
