@@ -47,7 +47,7 @@ def _test_photo(folder: Path) -> Path:
     """A real photo resized to 1024 x 768 (or a smooth synthetic one without ../shared)."""
     import cv2
 
-    from tinct.data.photos import list_photos
+    from tinct.colorization.photos import list_photos
 
     path = folder / "photo_1024x768.png"
     photos = list_photos(PHOTO) if PHOTO.is_dir() else []
@@ -61,7 +61,7 @@ def _test_photo(folder: Path) -> Path:
 
 
 def bench_colorize(model: str | None, repeats: int) -> dict[str, Any]:
-    from tinct.engine.colorize import colorize_file, load_colorizer
+    from tinct.colorization.colorize import colorize_file, load_colorizer
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -115,8 +115,8 @@ def bench_training(steps: int) -> dict[str, Any]:
 
     from tinct.color.lab import rgb_to_lab
     from tinct.color.quantize import soft_encode
+    from tinct.colorization.task import ColorizationTask
     from tinct.engine.config import load_config
-    from tinct.tasks.colorization import ColorizationTask
 
     cfg = load_config(RECIPE)
     d, m = cfg.data, cfg.model
@@ -200,7 +200,7 @@ def bench_accuracy(study: Path) -> dict[str, Any]:
             )
     shipped = None
     try:
-        from tinct.models.pretrained import DEFAULT_COLORIZER
+        from tinct.colorization.pretrained import DEFAULT_COLORIZER
 
         card = DEFAULT_COLORIZER.card()
         shipped = card.get("test_metrics")

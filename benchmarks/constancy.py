@@ -37,8 +37,8 @@ SECTIONS = ("classical", "backbones", "real", "synthetic")
 
 
 def bench_classical(repeats: int) -> dict[str, Any]:
-    from tinct.engine.baselines import throughput
-    from tinct.models.classical import CLASSICAL_METHODS
+    from tinct.constancy.baselines import throughput
+    from tinct.constancy.classical import CLASSICAL_METHODS
 
     out = {}
     for name, m in CLASSICAL_METHODS.items():
@@ -52,8 +52,8 @@ def bench_classical(repeats: int) -> dict[str, Any]:
 
 
 def bench_backbones(steps: int) -> dict[str, Any]:
+    from tinct.constancy.task import IlluminantTask
     from tinct.engine.config import load_config
-    from tinct.tasks.illuminant import IlluminantTask
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(16, 3, 64, 64, generator=g)
@@ -106,10 +106,10 @@ def _compare(
 
 
 def bench_real(data: Path, out: Path, epochs: int | None, folds: int) -> dict[str, Any]:
-    from tinct.data.constancy import convert_constancy, detect_layout
-    from tinct.engine.baselines import run_baselines
+    from tinct.constancy.baselines import run_baselines
+    from tinct.constancy.crossval import crossval
+    from tinct.constancy.layouts import convert_constancy, detect_layout
     from tinct.engine.config import load_config
-    from tinct.engine.crossval import crossval
 
     thumbs = data
     if detect_layout(data) != "generic" or not any(data.glob("*.npy")):
@@ -134,10 +134,10 @@ def bench_real(data: Path, out: Path, epochs: int | None, folds: int) -> dict[st
 
 
 def bench_synthetic(out: Path, epochs: int | None, n: int) -> dict[str, Any]:
-    from tinct.engine.baselines import run_baselines
+    from tinct.constancy.baselines import run_baselines
+    from tinct.constancy.crossval import holdout
+    from tinct.constancy.task import ensure_synthetic
     from tinct.engine.config import load_config
-    from tinct.engine.crossval import holdout
-    from tinct.tasks.illuminant import ensure_synthetic
 
     over = ["data.kind=synthetic", f"data.synth_n={n}", "trainer.progress=none", f"output_dir={out}"]
     if epochs:

@@ -35,9 +35,9 @@ SECTIONS = ("crop", "accuracy", "training")
 
 def bench_crop(n: int) -> dict[str, Any]:
     from tinct.core.exceptions import DataError
-    from tinct.data.crop import Box, locate_patch
-    from tinct.data.io import read_image
-    from tinct.data.synth_patches import synthesize_patches
+    from tinct.io.image import read_image
+    from tinct.patch.crop import Box, locate_patch
+    from tinct.patch.synth import synthesize_patches
 
     with tempfile.TemporaryDirectory() as tmp:
         root = synthesize_patches(Path(tmp) / "crop", n, seed=1234, progress=False)

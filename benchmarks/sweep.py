@@ -26,7 +26,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, print_table, write_results
 
-from tinct.engine.config import apply_overrides, config_from_dict
+from tinct.core.config import apply_overrides
+from tinct.engine.config import config_from_dict
 from tinct.engine.sweep import load_sweep, run_sweep
 from tinct.engine.train import train
 

@@ -1,8 +1,11 @@
 """tinct: learning colour from images.
 
-Differentiable colour science (:mod:`tinct.color`), datasets and synthetic scenes (:mod:`tinct.data`),
-models (:mod:`tinct.models`), metrics (:mod:`tinct.metrics`), tasks (:mod:`tinct.tasks`) and the experiment
-engine (:mod:`tinct.engine`, :func:`tinct.train`) behind the ``tinct`` command.
+Shared layers, lowest first: :mod:`tinct.core` (checks, errors, registry, atomic files, config base),
+:mod:`tinct.color` (differentiable colour science), :mod:`tinct.io` (images, EXIF), :mod:`tinct.spectral`
+(measured spectra), :mod:`tinct.nn` (backbones, heads) and :mod:`tinct.engine` (training, evaluation,
+sweeps, reports). Above them one package per domain: :mod:`tinct.constancy`, :mod:`tinct.colorization`,
+:mod:`tinct.patch`; on top the ``tinct`` command (:mod:`tinct.cli`). Dependencies point down only
+(``lint-imports`` checks it).
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -84,7 +84,7 @@ def test_study_on_a_folder_with_the_shipped_configs(synth: Path, tmp_path: Path)
 
 def test_parser_camera_names_match_the_spectral_data() -> None:
     from tinct.cli.constancy import CAMERA_NAMES
-    from tinct.data.spectral import CAMERAS
+    from tinct.spectral.formation import CAMERAS
 
     assert CAMERA_NAMES == CAMERAS
 
@@ -95,7 +95,7 @@ def test_colorize_starts_without_lightning_or_colour_science() -> None:
 
     code = (
         "import sys; from tinct.cli.main import build_parser; build_parser();"
-        "from tinct.engine.colorize import load_colorizer; load_colorizer();"
+        "from tinct.colorization.colorize import load_colorizer; load_colorizer();"
         "bad = [m for m in ('lightning', 'colour') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

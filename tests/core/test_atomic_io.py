@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tinct.core.io import atomic_write_bytes, atomic_write_json
+from tinct.core.atomic import atomic_write_bytes, atomic_write_json
 
 
 def test_atomic_write_replaces_and_cleans_up(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 import pytest
 import yaml
 
+from tinct.constancy.task import IlluminantConfig
+from tinct.core.config import apply_overrides, parse_overrides
 from tinct.core.exceptions import ConfigError
-from tinct.engine.config import apply_overrides, load_config, parse_overrides
-from tinct.tasks.illuminant import IlluminantConfig
+from tinct.engine.config import load_config
 
 
 def write(tmp_path, data) -> str:

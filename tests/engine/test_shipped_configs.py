@@ -79,7 +79,7 @@ def test_config_trains_tiny(path: Path, tmp_path: Path) -> None:
     cfg = load_config(path, _tiny(raw, tmp_path))
     m = train(cfg, verbose=False)
     assert m and all(np.isfinite(v) for v in m.values() if isinstance(v, float))
-    from tinct.tasks import TASKS
+    from tinct.engine.task import TASKS
 
     assert np.isfinite(m[TASKS.get(cfg.task).monitor.replace("val/", "test/")])
 
@@ -98,7 +98,7 @@ def test_every_task_ships_a_sweep_file() -> None:
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_sweep_runs_tiny(path: Path, tmp_path: Path) -> None:
     """Every point of every shipped sweep (the optional ones skipped) trains with a tiny budget."""
-    from tinct.engine.config import parse_overrides
+    from tinct.core.config import parse_overrides
     from tinct.engine.sweep import run_sweep
 
     spec = yaml.safe_load(path.read_text())

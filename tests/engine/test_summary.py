@@ -198,7 +198,7 @@ def test_unreadable_file_is_named(tree: Path, bad: str) -> None:
 
 def test_monitors_agree_with_the_task_registry() -> None:
     from tinct.engine.summary import _KNOWN_MONITORS
-    from tinct.tasks import TASKS
+    from tinct.engine.task import TASKS
 
     for name in TASKS.names():
         assert _KNOWN_MONITORS[name] == (TASKS.get(name).monitor, TASKS.get(name).monitor_mode)

@@ -144,16 +144,16 @@ def test_changing_the_base_of_a_started_sweep_is_refused(tmp_path: Path) -> None
 def test_crashed_trials_are_recorded_and_retried_on_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tinct.engine.crossval as crossval
+    import tinct.engine.experiments as experiments
 
-    real = crossval.ensure_trained
+    real = experiments.ensure_trained
 
     def flaky(cfg, run_dir, quiet=False, test=True):
         if cfg.optim.lr == 0.01:
             raise RuntimeError("out of memory on purpose")
         return real(cfg, run_dir, quiet=quiet, test=test)
 
-    monkeypatch.setattr(crossval, "ensure_trained", flaky)
+    monkeypatch.setattr(experiments, "ensure_trained", flaky)
     path, out = write_sweep(tmp_path), tmp_path / "sweep"
     assert main(["sweep", str(path), "--out", str(out), "--auto-summary", "--quiet"]) == 1
     table = pd.read_csv(out / "results.csv")
@@ -164,7 +164,7 @@ def test_crashed_trials_are_recorded_and_retried_on_request(
     trial_json = json.loads((Path(table["run_dir"].iloc[1]) / "trial.json").read_text())
     assert trial_json["state"] == "FAIL" and "out of memory" in trial_json["error"]
 
-    monkeypatch.setattr(crossval, "ensure_trained", real)
+    monkeypatch.setattr(experiments, "ensure_trained", real)
     results = run_sweep(path, out, progress=False)  # without --retry-failed it stays failed
     assert list(results["state"]) == ["COMPLETE", "FAIL"]
     results = run_sweep(path, out, retry_failed=True, progress=False)
@@ -351,7 +351,7 @@ def test_a_dying_worker_fails_its_trial_and_another_takes_over(
     (hook / "sitecustomize.py").write_text(
         "import os\n"
         "if os.environ.get('TINCT_TEST_CRASH_LR'):\n"
-        "    import tinct.engine.crossval as cv\n"
+        "    import tinct.engine.experiments as cv\n"
         "    real = cv.ensure_trained\n"
         "    def crash(cfg, run_dir, quiet=False, test=True):\n"
         "        if cfg.optim.lr == float(os.environ['TINCT_TEST_CRASH_LR']):\n"

@@ -72,8 +72,8 @@ def test_resume_continues_without_duplicates(tiny_cfg, tmp_path) -> None:
 def test_evaluate_and_predict(tiny_cfg, tmp_path) -> None:
     import numpy as np
 
-    from tinct.data.io import write_image
-    from tinct.data.synthetic import MondrianDataset
+    from tinct.constancy.mondrian import MondrianDataset
+    from tinct.io.image import write_image
 
     m = train(tiny_cfg, verbose=False)
     run = m["run_dir"]

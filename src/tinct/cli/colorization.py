@@ -76,7 +76,7 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tinct.engine.colorize import METRIC_KEYS
+    from tinct.colorization.colorize import METRIC_KEYS
 
     table = Table(title=title)
     table.add_column("")
@@ -90,8 +90,8 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``tinct evaluate colorization --model M --data DIR``."""
+    from tinct.colorization.colorize import evaluate_colorization
     from tinct.core.exceptions import TinctError
-    from tinct.engine.colorize import evaluate_colorization
 
     if not args.data:
         raise TinctError("tinct evaluate colorization needs --data DIR (a folder of colour photos)")
@@ -106,7 +106,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "colorize":
-        from tinct.engine.colorize import colorize
+        from tinct.colorization.colorize import colorize
 
         rows = colorize(
             args.inputs, args.out, args.model, temperature=args.temperature, panel=not args.no_panel
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1 if failed == len(rows) else 0
     if args.command == "export":
-        from tinct.models.pretrained import export_colorizer
+        from tinct.colorization.pretrained import export_colorizer
 
         card = json.loads(open(args.card).read()) if args.card else None
         path = export_colorizer(args.run_dir, args.out, card, evaluate=args.evaluate)
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             f"tinct export: wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.json')}"
         )
         return 0
-    from tinct.engine.colorization_study import study_colorization
+    from tinct.colorization.study import study_colorization
 
     table = study_colorization(
         args.out,

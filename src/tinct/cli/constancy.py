@@ -12,7 +12,7 @@ from typing import Any
 __all__ = ["add_parsers", "run"]
 
 COMMANDS = ("data", "baselines", "crossval", "study")
-# tinct.data.spectral.CAMERAS, spelled out so that building the parser does not import colour-science
+# tinct.spectral.formation.CAMERAS, spelled out so that building the parser does not import colour-science
 # (1.6 s); tests/cli check that the two agree.
 CAMERA_NAMES = ("nikon_d5100", "sigma_sdmerrill", "canon_eos_5d_mark_ii")
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch one of :data:`COMMANDS`."""
     progress = sys.stderr.isatty()
     if args.command == "data" and args.data_command == "synth-constancy":
-        from tinct.data.synth_constancy import synthesize_constancy
+        from tinct.constancy.synth import synthesize_constancy
 
         out = synthesize_constancy(
             args.out, n=args.n, camera=args.camera, size=args.size, test_fraction=args.test_fraction,
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tinct data synth-constancy: {args.n} images in {out}")
         return 0
     if args.command == "data":
-        from tinct.data.constancy import convert_constancy
+        from tinct.constancy.layouts import convert_constancy
 
         out = convert_constancy(
             args.input, args.out, size=args.size, layout=args.layout, black_level=args.black_level,
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tinct data convert-constancy: wrote {out}")
         return 0
     if args.command == "baselines":
-        from tinct.engine.baselines import format_table, run_baselines
+        from tinct.constancy.baselines import format_table, run_baselines
 
         stats = run_baselines(
             args.data, folds=args.folds, out=args.out, layout=args.layout, black_level=args.black_level,
@@ -168,8 +168,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"tinct baselines: wrote {args.out}/baselines.json")
         return 0
     if args.command == "crossval":
-        from tinct.engine.config import load_config, parse_overrides
-        from tinct.engine.crossval import crossval, format_stats_table
+        from tinct.constancy.crossval import crossval, format_stats_table
+        from tinct.core.config import parse_overrides
+        from tinct.engine.config import load_config
 
         # model.freeze is only valid together with the model.init that per-fold pretraining sets, so it is
         # applied per fold; every other override is applied (and validated) up front.
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         )
         _print(format_stats_table({cfg.name: stats}, title=f"{stats.get('folds', '')}-fold cross-validation"))
         return 0
-    from tinct.engine.study import study_constancy
+    from tinct.constancy.study import study_constancy
 
     table = study_constancy(
         args.out, data=args.data, folds=args.folds, base_config=args.config, epochs=args.epochs,

@@ -91,7 +91,7 @@ def add_parsers(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "sweep":
-        from tinct.engine.config import parse_overrides
+        from tinct.core.config import parse_overrides
         from tinct.engine.sweep import run_sweep
 
         results = run_sweep(

@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from tinct.engine.config import load_config, parse_overrides
+    from tinct.core.config import parse_overrides
+    from tinct.engine.config import load_config
     from tinct.engine.run_dir import RunDir
     from tinct.engine.train import train
 
@@ -201,8 +202,8 @@ def _print_table(title: str, metrics: dict[str, float]) -> None:
 
 def _cmd_info(_: argparse.Namespace) -> int:
     from tinct.engine.run_dir import environment_info
-    from tinct.models import BACKBONES
-    from tinct.tasks import TASKS
+    from tinct.engine.task import TASKS
+    from tinct.nn.backbones import BACKBONES
 
     info = environment_info()
     print(
@@ -224,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "quickstart":
-            from tinct.engine.quickstart import quickstart
+            from tinct.cli.quickstart import quickstart
 
             quickstart(args.out, epochs=args.epochs)
             return 0

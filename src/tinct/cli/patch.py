@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["DATA_COMMANDS", "add_parsers", "run"]
 
 DATA_COMMANDS = ("synth-patches", "crop")
-# tinct.data.synth_patches.PATCH_CAMERAS, spelled out so building the parser imports nothing heavy.
+# tinct.patch.synth.PATCH_CAMERAS, spelled out so building the parser imports nothing heavy.
 PATCH_CAMERA_NAMES = ("nikon_d5100", "sigma_sdmerrill", "canon_eos_5d_mark_ii")
 
 
@@ -69,7 +69,7 @@ def add_parsers(data: Any, study: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "data" and args.data_command == "synth-patches":
-        from tinct.data.synth_patches import synthesize_patches
+        from tinct.patch.synth import synthesize_patches
 
         out = synthesize_patches(
             args.out, args.n, size=args.size, cameras=args.cameras, photos_per_shade=args.photos_per_shade,
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tinct data synth-patches: {args.n} photos and labels.csv in {out}")
         return 0
     if args.command == "data":
-        from tinct.data.crop import crop_folder
+        from tinct.patch.crop import crop_folder
 
         table = crop_folder(
             args.input, args.out, context=args.context, sheet=not args.no_sheet, progress=True
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
             line += f" (IoU with the true boxes: median {iou.median():.3f}, min {iou.min():.3f})"
         print(line)
         return 0
-    from tinct.engine.config import parse_overrides
-    from tinct.engine.patch_study import study_patch
+    from tinct.core.config import parse_overrides
+    from tinct.patch.study import study_patch
 
     table = study_patch(
         args.out, sweep=args.sweep, only_full=args.only_full, workers=args.workers,

@@ -1,4 +1,5 @@
-"""Foundations shared by every part of tinct: validation checks, exceptions and the registry."""
+"""Foundations every layer shares: checks, errors, the registry, atomic files, progress, the typed config base
+with its ``--set`` overrides, and split files."""
 
 from tinct.core.checks import (
     check_channel_dim,

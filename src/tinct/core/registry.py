@@ -1,12 +1,17 @@
 """The one generic name -> object registry (models, tasks, estimators ...).
 
 Like torchvision's and timm's: registering a name twice raises, and a lookup of an unknown name lists
-the valid ones.
+the valid ones. A registry can also be filled by installed packages through an entry-point group
+(``[project.entry-points."tinct.tasks"]`` in a ``pyproject.toml``): each entry point names the module
+that registers that name, and is imported only when the name is first looked up. This is how the engine
+finds the tasks of the domain packages without importing them (layers point down), and how a third-party
+package adds its own task.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from typing import Any, Generic, TypeVar
 
 from tinct.core.exceptions import UnknownNameError
@@ -30,9 +35,35 @@ class Registry(Generic[T]):
         True
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, entry_points: str | None = None) -> None:
         self.kind = kind
+        self.group = entry_points
         self._items: dict[str, T] = {}
+        self._pending: dict[str, metadata.EntryPoint] | None = None  # entry points not imported yet
+
+    # -- entry points ------------------------------------------------------------------------------
+    def _plugins(self) -> dict[str, metadata.EntryPoint]:
+        if self._pending is None:
+            found = metadata.entry_points(group=self.group) if self.group else ()
+            self._pending = {ep.name: ep for ep in found}
+        return self._pending
+
+    def _load(self, name: str) -> None:
+        ep = self._plugins().pop(name, None)
+        if ep is None or name in self._items:
+            return
+        obj = ep.load()  # importing the module registers the name (a decorator in it)
+        if name not in self._items:
+            if isinstance(obj, type) or callable(obj):
+                self._items[name] = obj
+            else:
+                raise ValueError(
+                    f"entry point {ep.value!r} of group {self.group!r} registered no {self.kind} {name!r}"
+                )
+
+    def _load_all(self) -> None:
+        for name in list(self._plugins()):
+            self._load(name)
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
         """Decorator registering an object under ``name`` (default: its ``__name__``)."""
@@ -50,6 +81,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the object registered as ``name``; raise :class:`UnknownNameError` listing the names."""
+        if name not in self._items:
+            self._load(name)
         try:
             return self._items[name]
         except KeyError:
@@ -62,17 +95,20 @@ class Registry(Generic[T]):
         return self.get(name)(**kwargs)  # type: ignore[operator]
 
     def names(self) -> list[str]:
-        """The registered names, sorted."""
+        """The registered names, sorted (entry points of the registry's group included)."""
+        self._load_all()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        if isinstance(name, str) and name not in self._items:
+            self._load(name)
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.names())
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from tinct.engine.io import atomic_torch_save, atomic_write_text
+from tinct.core.atomic import atomic_torch_save, atomic_write_text
 
 __all__ = ["AtomicCheckpointIO", "EpochMetricsWriter", "EpochPrinter", "finite_float", "pick_progress_bar"]
 

@@ -1,125 +1,29 @@
-"""Typed experiment configurations: YAML files validated by pydantic, overridable from the command line.
+"""Experiment configs by task: a YAML file validated by the config class of the task it names.
 
 An experiment config names a ``task``; the task's own ``Config`` class (a subclass of
-:class:`ExperimentConfig` with typed ``data`` and ``model`` sections) validates the whole file, so a typo in
-any key is an error that names the file and the field, not a silently ignored setting.
-
-Overrides use dotted keys with YAML values: ``--set model.backbone=mobilenet_v2 --set optim.lr=3e-4``.
+:class:`tinct.core.config.ExperimentConfig` with typed ``data`` and ``model`` sections, found through the
+task registry) validates the whole file, so a typo in any key is an error that names the file and the
+field, not a silently ignored setting. The base classes and ``--set`` overrides live in
+:mod:`tinct.core.config`.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from tinct.core.config import ExperimentConfig, apply_overrides, parse_overrides, read_yaml_file
 from tinct.core.exceptions import ConfigError
 
-__all__ = [
-    "ExperimentConfig",
-    "OptimConfig",
-    "StrictModel",
-    "TrainerConfig",
-    "apply_overrides",
-    "config_from_dict",
-    "load_config",
-    "parse_overrides",
-    "read_yaml_file",
-    "save_config",
-]
-
-
-class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class OptimConfig(StrictModel):
-    """Optimiser and learning-rate schedule."""
-
-    name: Literal["adamw", "adam", "sgd"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    scheduler: Literal["cosine", "none", "step"] = "cosine"
-    warmup_epochs: int = Field(0, ge=0)
-    step_size: int = Field(10, ge=1)
-    gamma: float = Field(0.1, gt=0)
-
-
-class TrainerConfig(StrictModel):
-    """What Lightning's ``Trainer`` gets. CPU by default; the same config runs on GPUs / nodes with DDP."""
-
-    max_epochs: int = Field(10, ge=1)
-    max_steps: int = -1
-    accelerator: str = "cpu"
-    devices: int | str | list[int] = 1
-    num_nodes: int = Field(1, ge=1)
-    strategy: str = "auto"
-    precision: str = "32-true"
-    limit_train_batches: int | float | None = None
-    limit_val_batches: int | float | None = None
-    limit_test_batches: int | float | None = None
-    gradient_clip_val: float | None = None
-    check_val_every_n_epoch: int = Field(1, ge=1)
-    log_every_n_steps: int = Field(10, ge=1)
-    deterministic: bool = False
-    progress: Literal["auto", "rich", "tqdm", "none"] = "auto"
-
-
-class ExperimentConfig(StrictModel):
-    """The common part of every experiment; tasks subclass it with typed ``data`` and ``model`` sections."""
-
-    task: str
-    name: str = "run"
-    seed: int = 0
-    output_dir: str = "runs"
-    data: Any = None
-    model: Any = None
-    optim: OptimConfig = OptimConfig()
-    trainer: TrainerConfig = TrainerConfig()
-
-
-def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """Parse ``["a.b=1", "c=[1, 2]"]`` into ``{"a.b": 1, "c": [1, 2]}`` (values are YAML)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} is not of the form key.path=value")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"override {item!r}: value is not valid YAML ({err})") from err
-    return out
-
-
-def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a copy of ``raw`` with dotted-key ``overrides`` applied (intermediate sections are created)."""
-    out = copy.deepcopy(dict(raw))
-    for dotted, value in overrides.items():
-        node = out
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"override {dotted!r}: {part!r} is a value, not a section")
-            node = child
-        node[leaf] = value
-    return out
+__all__ = ["config_from_dict", "load_config"]
 
 
 def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> ExperimentConfig:
     """Validate a raw mapping against its task's config class."""
-    from tinct.tasks import TASKS
+    from tinct.engine.task import TASKS
 
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
@@ -155,28 +59,3 @@ def load_config(
     raw = read_yaml_file(path, "config file")
     ov = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
     return config_from_dict(apply_overrides(raw, ov), source=str(path))
-
-
-def read_yaml_file(path: str | os.PathLike[str], what: str = "file") -> dict[str, Any]:
-    """The mapping in a YAML file (empty file: ``{}``).
-
-    Raises:
-        ConfigError: the file is missing, not YAML, or not a mapping at the top level (file named).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: {what} not found")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML ({err})") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(raw).__name__}")
-    return raw
-
-
-def save_config(cfg: ExperimentConfig, path: str | os.PathLike[str]) -> None:
-    """Write the fully resolved config (defaults included) as YAML, atomically."""
-    from tinct.engine.io import atomic_write_text
-
-    atomic_write_text(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

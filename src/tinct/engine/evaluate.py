@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
+from tinct.core.atomic import atomic_write_json, atomic_write_text
 from tinct.core.exceptions import DataError, RunDirError
-from tinct.data.io import IMAGE_SUFFIXES
-from tinct.engine.io import atomic_write_json, atomic_write_text
 from tinct.engine.run_dir import RunDir
+from tinct.io.image import IMAGE_SUFFIXES
 
 __all__ = ["evaluate", "expand_inputs", "load_task", "predict"]
 
@@ -24,7 +24,7 @@ def load_task(
     run_dir: str | os.PathLike[str], checkpoint: str = "best", overrides: dict[str, Any] | None = None
 ) -> Any:
     """Rebuild a run's task from its ``config.yaml`` and load its ``best`` (or ``last``) weights safely."""
-    from tinct.tasks import TASKS
+    from tinct.engine.task import TASKS
 
     run = RunDir(run_dir)
     cfg = run.config(overrides)
@@ -51,7 +51,7 @@ def evaluate(
     """Test a trained run on its own test split, or on every image of the folder ``data``.
 
     Writes ``evaluation.json`` (or ``evaluation-<folder>.json``) into the run directory, or to ``out``, and
-    the task's own report files (:meth:`tinct.tasks.base.Task.write_test_report`; patch colour:
+    the task's own report files (:meth:`tinct.engine.task.Task.write_test_report`; patch colour:
     ``patch_metrics.json``, ``patch_predictions.csv``, ``figures/patch_swatches.png``) into the run directory
     (own test split), ``RUN_DIR/eval-<folder>`` (``data``) or the folder of ``out``.
     """

@@ -15,7 +15,7 @@ def save_figure(fig: Any, out: str | os.PathLike[str], dpi: int = 110) -> Path:
 
     import matplotlib.pyplot as plt
 
-    from tinct.core.io import atomic_write_bytes
+    from tinct.core.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, dpi=dpi, format="png")

@@ -558,8 +558,8 @@ def write_report(
         RunDirError: ``root`` is not a folder, or a run's file cannot be read (the file is named).
         DataError: a study's or sweep's table cannot be read (the file is named).
     """
+    from tinct.core.atomic import atomic_write_text
     from tinct.core.checks import check_choice
-    from tinct.engine.io import atomic_write_text
 
     check_choice(fmt, ("html", "md"), "report format")
     base = Path(root)

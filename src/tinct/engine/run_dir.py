@@ -26,9 +26,10 @@ from typing import Any
 
 import yaml
 
+from tinct.core.atomic import atomic_write_json
+from tinct.core.config import ExperimentConfig, save_config
 from tinct.core.exceptions import RunDirError
-from tinct.engine.config import ExperimentConfig, config_from_dict, save_config
-from tinct.engine.io import atomic_write_json
+from tinct.engine.config import config_from_dict
 
 __all__ = ["RunDir", "environment_info", "new_run_path"]
 
@@ -105,7 +106,7 @@ class RunDir:
         return self
 
     def config(self, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-        from tinct.engine.config import apply_overrides
+        from tinct.core.config import apply_overrides
 
         if not self.config_file.is_file():
             raise RunDirError(f"{self.path}: not a tinct run directory (no config.yaml)")

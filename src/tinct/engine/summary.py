@@ -268,7 +268,7 @@ def summarize_runs(root: str | os.PathLike[str], out: str | os.PathLike[str] | N
         if column in df:  # counts stay integers beside the missing values of unfinished runs
             df[column] = pd.to_numeric(df[column], errors="coerce").round().astype("Int64")
     if out is not None:
-        from tinct.engine.io import atomic_write_text
+        from tinct.core.atomic import atomic_write_text
 
         atomic_write_text(out, df.to_csv(index=False))
     return df
@@ -281,9 +281,9 @@ def task_monitor(task: Any) -> tuple[str, str]:
     """(main validation metric, ``"min"`` or ``"max"``) of a task; ``("val/loss", "min")`` when unknown."""
     if not isinstance(task, str):
         return "val/loss", "min"
-    if task in _KNOWN_MONITORS and "tinct.tasks" not in sys.modules:
+    if task in _KNOWN_MONITORS and "tinct.engine.task" not in sys.modules:
         return _KNOWN_MONITORS[task]
-    from tinct.tasks import TASKS
+    from tinct.engine.task import TASKS
 
     try:
         cls = TASKS.get(task)

@@ -28,7 +28,7 @@ draw) is one trial, i.e. one run directory::
 
 Optuna keeps the trials (SQLite in the sweep folder by default, or any SQLAlchemy URL such as PostgreSQL,
 so workers on several machines share one study): a worker claims a waiting trial atomically, trains it
-(:func:`tinct.engine.crossval.ensure_trained`, which resumes from ``last.ckpt``), and reports the metric.
+(:func:`tinct.engine.experiments.ensure_trained`, which resumes from ``last.ckpt``), and reports the metric.
 A trial that raises is recorded as failed with its error; ``--retry-failed`` queues it again. A trial
 whose worker was killed (Ctrl-C, a dead process, a stale heartbeat) is queued again automatically on the
 next start and resumes from its last checkpoint, so restarting a killed sweep loses no finished trial and
@@ -66,9 +66,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tinct.core.atomic import atomic_write_json, atomic_write_text
+from tinct.core.config import ExperimentConfig
 from tinct.core.exceptions import ConfigError, TinctError
-from tinct.engine.config import ExperimentConfig
-from tinct.engine.io import atomic_write_json, atomic_write_text
 from tinct.engine.sweep_spec import PretrainStage, SweepSpec, TrialPoint, label_text, load_sweep
 from tinct.engine.sweep_store import (
     SweepStudy,
@@ -187,7 +187,7 @@ def run_trial(
     from optuna.trial import TrialState
 
     from tinct.engine.callbacks import finite_float
-    from tinct.engine.crossval import ensure_trained, with_updates
+    from tinct.engine.experiments import ensure_trained, with_updates
     from tinct.engine.run_dir import RunDir
 
     study, storage = sw.study, sw.storage

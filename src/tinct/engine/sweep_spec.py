@@ -25,14 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from tinct.core.config import ExperimentConfig, StrictModel, apply_overrides, read_yaml_file
 from tinct.core.exceptions import ConfigError
-from tinct.engine.config import (
-    ExperimentConfig,
-    StrictModel,
-    apply_overrides,
-    config_from_dict,
-    read_yaml_file,
-)
+from tinct.engine.config import config_from_dict
 
 if TYPE_CHECKING:
     import optuna
@@ -235,7 +230,7 @@ class SweepSpec(StrictModel):
 
     def metric_and_direction(self) -> tuple[str, str]:
         """The ranking metric and ``minimize`` / ``maximize`` (defaults: the base task's monitor)."""
-        from tinct.tasks import TASKS
+        from tinct.engine.task import TASKS
 
         task = TASKS.get(str(self.base_raw().get("task")))
         metric = self.metric or task.monitor

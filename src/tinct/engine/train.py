@@ -11,9 +11,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tinct.core.atomic import atomic_write_json
+from tinct.core.config import ExperimentConfig
 from tinct.core.exceptions import RunDirError
-from tinct.engine.config import ExperimentConfig
-from tinct.engine.io import atomic_write_json
 from tinct.engine.plots import plot_learning_curves
 from tinct.engine.run_dir import RunDir, new_run_path
 
@@ -148,7 +148,7 @@ def train(
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from tinct.engine.callbacks import EpochMetricsWriter, finite_float
-    from tinct.tasks import TASKS
+    from tinct.engine.task import TASKS
 
     if resume and run_dir is None:
         raise RunDirError("resume=True needs the run_dir to resume")

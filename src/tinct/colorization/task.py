@@ -1,0 +1,305 @@
+"""Automatic colorization as multinomial classification over the 313 ab bins (Zhang, Isola & Efros 2016).
+
+A network sees the lightness L of a photo and predicts, at 1/4 resolution, a distribution over the 313
+in-gamut ab bins. Training targets are the soft encoding of the true ab (k nearest bins, Gaussian weights),
+each pixel weighted by the class-rebalancing weight of its nearest bin (from a prior estimated on the
+training photos, or the reference ImageNet prior); predictions are decoded with the annealed mean and
+joined, upsampled, with the input's own full-resolution L. ``model.head: regression`` is the paper's L2
+baseline (ab regressed directly), ``model.rebalance: false`` the unweighted classification.
+
+The L channel is normalised as in the original release, ``(L - 50) / 100`` (``data.l_cent``,
+``data.l_norm``). Validation and test log the metrics of the paper at the crop's resolution: raw and
+class-rebalanced AuC of the ab error, PSNR of the sRGB result and colourfulness. ``tinct evaluate
+colorization`` measures the same on whole photos at full resolution (:mod:`tinct.colorization.colorize`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import Tensor
+
+from tinct.colorization.networks import Colorizer
+from tinct.core.config import ExperimentConfig, StrictModel
+from tinct.core.exceptions import DataError
+from tinct.engine.task import TASKS, SplitDataModule, Task
+
+__all__ = [
+    "ColorizationConfig",
+    "ColorizationDataConfig",
+    "ColorizationDataModule",
+    "ColorizationModelConfig",
+    "ColorizationTask",
+    "Colorizer",
+]
+
+
+class ColorizationDataConfig(StrictModel):
+    """Photos for colorization.
+
+    ``kind``: ``skimage`` (the colour photos bundled with scikit-image: the embedded default) or
+    ``folder`` (every jpg / png / tif / bmp under ``root``, recursively, 8 or 16 bit). Photos are resized
+    so their short side is ``resize`` (0: as stored), then training draws random ``crop`` x ``crop``
+    crops with horizontal flips and validation / test use centre crops of ``eval_size``. Each photo is
+    assigned to train / val / test by a hash of its name (stable when files are added); with
+    ``split_file`` the first run writes its splits there and later runs reuse them (see
+    :mod:`tinct.core.splits`).
+    """
+
+    kind: Literal["skimage", "folder"] = "skimage"
+    root: str | None = None
+    resize: int = Field(256, ge=0)
+    crop: int = Field(128, ge=16)
+    eval_size: int = Field(256, ge=16)
+    flip: bool = True
+    samples_per_epoch: int | None = Field(None, ge=1)
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.15, ge=0, lt=1)
+    split_seed: int = 0
+    split_file: str | None = None
+    l_cent: float = 50.0
+    l_norm: float = Field(100.0, gt=0)
+    batch_size: int = Field(16, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ColorizationDataConfig:
+        if self.kind == "folder" and not self.root:
+            raise ValueError("data.kind 'folder' needs data.root (a folder of photos)")
+        for key in ("crop", "eval_size"):
+            if getattr(self, key) % 8:
+                raise ValueError(
+                    f"data.{key} must be a multiple of 8 (the network's stride), got {getattr(self, key)}"
+                )
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("data.val_fraction + data.test_fraction must be < 1")
+        return self
+
+
+class ColorizationModelConfig(StrictModel):
+    """Network, targets and decoding.
+
+    ``width``: channel multiplier of the ECCV16 network (1.0: the paper's; 0.25 trains on a CPU).
+    ``prior``: ``data`` (estimated from the training photos: bin histogram, Gaussian smoothing with
+    ``prior_sigma``) or ``reference`` (ImageNet, from the paper's release). ``lam``: weight of the uniform
+    distribution in the rebalancing weights. ``k`` / ``sigma``: soft encoding. ``temperature``: annealed
+    mean (0: mode, 1: mean). ``infer_size``: short side at which whole photos are colorized.
+    """
+
+    arch: Literal["eccv16"] = "eccv16"
+    width: float = Field(0.25, gt=0, le=2)
+    head: Literal["classification", "regression"] = "classification"
+    rebalance: bool = True
+    prior: Literal["data", "reference"] = "data"
+    prior_sigma: float = Field(5.0, ge=0)
+    lam: float = Field(0.5, ge=0, le=1)
+    k: int = Field(5, ge=1, le=313)
+    sigma: float = Field(5.0, gt=0)
+    temperature: float = Field(0.38, ge=0)
+    infer_size: int = Field(256, ge=16)
+
+
+class ColorizationConfig(ExperimentConfig):
+    task: Literal["colorization"] = "colorization"
+    data: ColorizationDataConfig = ColorizationDataConfig()
+    model: ColorizationModelConfig = ColorizationModelConfig()
+
+
+class ColorizationDataModule(SplitDataModule):
+    """Splits and loaders of :class:`ColorizationDataConfig`; ``train_images`` feed the prior."""
+
+    drop_last_train = True
+
+    def __init__(self, cfg: ColorizationConfig) -> None:
+        super().__init__(cfg)
+        self.splits: dict[str, list[Path]] = {}
+        self.train_images: list[np.ndarray] = []
+
+    def resolve_splits(self) -> dict[str, list[Path]]:
+        """The photo paths of each split (without reading them); small folders fall back so that every
+        split is non-empty (test <- val <- train)."""
+        from tinct.colorization.photos import list_photos, skimage_photos, split_photos
+
+        if not self.splits:
+            d = self.cfg.data
+            paths = skimage_photos() if d.kind == "skimage" else list_photos(d.root or "")
+            if not paths:
+                raise DataError(f"{d.root}: no photos (jpg, png, tif, bmp) found")
+            splits = split_photos(paths, d.val_fraction, d.test_fraction, d.split_seed)
+            if d.split_file:
+                from tinct.core.splits import fixed_splits
+
+                base = Path(d.root).resolve() if d.kind == "folder" and d.root else None
+                name = {p: (p.resolve().relative_to(base).as_posix() if base else p.name) for p in paths}
+                by_name = {v: k for k, v in name.items()}
+                where = {"kind": d.kind, "root": str(base) if base else None}
+                own = {k: [name[p] for p in v] for k, v in splits.items()}
+                fixed = fixed_splits(d.split_file, own, where, list(by_name))
+                splits = {k: [by_name[n] for n in v] for k, v in fixed.items()}
+            splits["test"] = splits["test"] or splits["val"] or splits["train"]
+            splits["val"] = splits["val"] or splits["test"]
+            splits["train"] = splits["train"] or splits["val"]
+            self.splits = splits
+        return self.splits
+
+    def setup(self, stage: str | None = None) -> None:
+        from tinct.colorization.photos import PhotoCrops, PhotoImages, load_photos
+
+        d = self.cfg.data
+        where = d.root or "scikit-image's sample photos"
+        self.resolve_splits()
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(
+            stage or "", ("train", "val", "test")
+        )
+        short = d.resize or None
+        for name in wanted:
+            if getattr(self, f"{name}_set") is not None:
+                continue  # idempotent: train() sets the data up before Lightning does
+            images, kept = load_photos(self.splits[name], short)
+            if not images:
+                raise DataError(f"{where}: no readable {name} photos among {len(self.splits[name])}")
+            self.splits[name] = kept
+            if name == "train":
+                self.train_images = images
+                self.train_set = PhotoCrops(images, d.crop, d.flip, d.samples_per_epoch)
+            else:
+                setattr(self, f"{name}_set", PhotoImages(images, d.eval_size))
+
+
+def data_prior(images: Sequence[np.ndarray], sigma: float = 5.0) -> Tensor:
+    """The smoothed empirical ab prior of uint8 sRGB photos ``H x W x 3`` (float64, (313,))."""
+    from tinct.color.lab import rgb_to_lab
+    from tinct.color.quantize import PriorAccumulator
+
+    acc = PriorAccumulator()
+    for image in images:
+        rgb = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
+        acc.update(rgb_to_lab(rgb)[1:])
+    return acc.prior(sigma)
+
+
+@TASKS.register("colorization")
+class ColorizationTask(Task):
+    """Colorization (Zhang et al. 2016): L -> distribution over 313 ab bins (or ab directly, L2 baseline).
+
+    Buffers ``prior`` (the ab prior the rebalancing weights come from) and ``class_weights`` are saved in
+    checkpoints, so a trained model carries the statistics of its training photos.
+    """
+
+    Config = ColorizationConfig
+    monitor = "val/auc_rebalanced"
+    monitor_mode = "max"
+    error_name = "ab_error"
+
+    prior: Tensor
+    class_weights: Tensor
+
+    def __init__(self, cfg: ColorizationConfig) -> None:
+        super().__init__(cfg)
+        from tinct.color.quantize import rebalancing_weights, reference_prior
+        from tinct.colorization.networks import COLORIZERS
+
+        m = cfg.model
+        self.net = COLORIZERS.get(m.arch)(width=m.width, head=m.head)
+        prior = reference_prior(dtype=torch.float64)
+        self.register_buffer("prior", prior.float())
+        self.register_buffer("class_weights", rebalancing_weights(prior, m.lam).float())
+
+    def setup(self, stage: str) -> None:
+        # A resumed run's checkpoint overwrites these buffers after setup(), so this costs nothing there.
+        if stage == "fit" and self.cfg.model.prior == "data" and self.trainer is not None:
+            dm = self.trainer.datamodule
+            if getattr(dm, "train_images", None):
+                self.set_prior(data_prior(dm.train_images, self.cfg.model.prior_sigma))
+
+    def set_prior(self, prior: Tensor) -> None:
+        """Use ``prior`` (313,) for the rebalancing weights."""
+        from tinct.color.quantize import rebalancing_weights
+
+        prior = prior.to(torch.float64)
+        self.prior.copy_(prior.float())
+        self.class_weights.copy_(rebalancing_weights(prior, self.cfg.model.lam).float())
+
+    def colorizer(self, temperature: float | None = None) -> Colorizer:
+        d, m = self.cfg.data, self.cfg.model
+        t = m.temperature if temperature is None else temperature
+        return Colorizer(self.net, t, d.l_cent, d.l_norm, m.infer_size)
+
+    def forward(self, lightness_normalised: Tensor) -> Tensor:
+        return self.net(lightness_normalised)
+
+    def loss(self, out: Tensor, ab: Tensor) -> Tensor:
+        """Training loss of the network output ``out`` against the true ab at 1/4 resolution."""
+        from tinct.color.quantize import nearest_bin, soft_encode
+
+        m = self.cfg.model
+        if m.head == "classification":
+            weights, index = soft_encode(ab, m.k, m.sigma)
+            ce = -(weights * F.log_softmax(out, dim=1).gather(1, index)).sum(1)
+            if m.rebalance:
+                ce = ce * self.class_weights[index[:, 0]]
+            return ce.mean()
+        se = (out - ab / 100.0).square().sum(1)
+        if m.rebalance:
+            se = se * self.class_weights[nearest_bin(ab)]
+        return se.mean()
+
+    def step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        from tinct.color.lab import rgb_to_lab
+
+        d = self.cfg.data
+        lab = rgb_to_lab(batch["image"])
+        lightness, ab = lab[:, :1], lab[:, 1:]
+        out = self.net((lightness - d.l_cent) / d.l_norm)
+        target = F.avg_pool2d(ab, 4)
+        result = {"loss": self.loss(out, target[..., : out.shape[-2], : out.shape[-1]]), "output": out}
+        if not self.training:
+            result.update(self._metrics(out, lightness, ab, batch["image"]))
+        return result
+
+    def _metrics(self, out: Tensor, lightness: Tensor, ab: Tensor, rgb: Tensor) -> dict[str, Tensor]:
+        from tinct.color.lab import lab_to_rgb
+        from tinct.colorization.metrics import (
+            ABAccuracy,
+            ab_errors,
+            colorfulness,
+            pixel_rebalancing_weights,
+            psnr,
+        )
+
+        pred_ab = self.colorizer().decode(out)
+        pred_ab = F.interpolate(pred_ab, size=ab.shape[-2:], mode="bilinear", align_corners=False)
+        errors = ab_errors(pred_ab, ab)
+        pred_rgb = lab_to_rgb(torch.cat([lightness, pred_ab], 1), clip=True)
+        return {
+            "auc_raw": torch.tensor(ABAccuracy().update(errors).auc(), device=out.device),
+            "auc_rebalanced": torch.tensor(
+                ABAccuracy().update(errors, pixel_rebalancing_weights(ab)).auc(), device=out.device
+            ),
+            "psnr": psnr(pred_rgb, rgb).clamp(max=100.0).mean(),
+            "colorfulness": colorfulness(pred_rgb).mean(),
+            "errors": errors.mean(dim=(-2, -1)),
+        }
+
+    def build_datamodule(self) -> L.LightningDataModule:
+        return ColorizationDataModule(self.cfg)  # type: ignore[arg-type]
+
+    def with_data(self, path: str | os.PathLike[str]) -> ExperimentConfig:
+        data = self.cfg.data.model_copy(
+            update={"kind": "folder", "root": str(path), "val_fraction": 0.0, "test_fraction": 0.999999}
+        )
+        return self.cfg.model_copy(update={"data": data})
+
+    def predict_files(self, paths: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
+        from tinct.colorization.colorize import colorize_file
+
+        colorizer = self.colorizer().eval()
+        return [colorize_file(colorizer, Path(p), out_dir) for p in paths]

@@ -1,0 +1,292 @@
+"""One entry point to colour-constancy datasets, whatever their layout.
+
+:func:`open_constancy` detects the layout of a folder and returns a :class:`ConstancySource`: a validated
+table (``image, path, r, g, b, split, fold``) plus the black and saturation levels that turn its files into
+linear RGB in [0, 1] with a mask of unusable pixels. Layouts:
+
+==============  ==========================================================  =====================
+layout          files                                                       black / saturation
+==============  ==========================================================  =====================
+``generic``     ``gt.csv`` (image,r,g,b), optional ``folds.csv``, images    0 / type maximum
+``simplecube``  ``{train,test}/PNG/*.png`` + ``{train,test}/gt.csv``        2048 / 2**14 - 1
+``intel_tau``   ``<name>.png`` + ``<name>_metadata.json``                   0 / 65535
+==============  ==========================================================  =====================
+
+Float ``.npy`` arrays saturate at 1.0. Pixels below ``black - tolerance`` are masked (a zeroed calibration
+target such as SimpleCube++'s SpyderCube corner); the tolerance is half the black level, so read noise
+around black is kept. :class:`ConstancyThumbnails` serves ``size x size`` thumbnails (area-averaged over
+usable pixels only) and caches them per process, so k folds decode each file once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from tinct.core.checks import check_choice
+from tinct.core.exceptions import DataError
+
+__all__ = [
+    "LAYOUTS",
+    "ConstancySource",
+    "ConstancyThumbnails",
+    "convert_constancy",
+    "detect_layout",
+    "fold_ids",
+    "layout_levels",
+    "open_constancy",
+]
+
+LAYOUTS = ("generic", "simplecube", "intel_tau")
+
+
+def detect_layout(root: str | os.PathLike[str]) -> str:
+    """The layout of a dataset folder (one of :data:`LAYOUTS`).
+
+    Raises:
+        DataError: the folder does not exist or matches no layout.
+    """
+    from tinct.constancy.intel_tau import is_intel_tau
+    from tinct.constancy.simple_cube import is_simple_cube
+
+    r = Path(root)
+    if not r.is_dir():
+        raise DataError(f"{r}: dataset folder not found")
+    if (r / "gt.csv").is_file():
+        return "generic"
+    if is_simple_cube(r):
+        return "simplecube"
+    if is_intel_tau(r):
+        return "intel_tau"
+    raise DataError(
+        f"{r}: unknown dataset layout; expected gt.csv (generic), train/ and test/ with PNG/ and gt.csv "
+        "(SimpleCube++), or <name>.png + <name>_metadata.json (INTEL-TAU)"
+    )
+
+
+@dataclass
+class ConstancySource:
+    """A validated colour-constancy dataset: a table of images and illuminants plus its raw levels.
+
+    Attributes:
+        root: the dataset folder.
+        layout: one of :data:`LAYOUTS`.
+        table: columns ``image`` (as listed), ``path``, ``r, g, b`` (ground truth, any scale), ``split``
+            (``"train"`` / ``"test"``, or ``""`` when the layout has no official split) and ``fold``
+            (from ``folds.csv``, or -1).
+        black_level: raw black level (``None``: 0).
+        saturation: raw saturation level (``None``: the file type's maximum, 1.0 for floats).
+    """
+
+    root: Path
+    layout: str
+    table: pd.DataFrame
+    black_level: float | None = None
+    saturation: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def has_split(self) -> bool:
+        """True when the layout has an official train / test split (SimpleCube++)."""
+        return bool((self.table["split"] != "").all())
+
+    @property
+    def has_folds(self) -> bool:
+        """True when the folder ships a ``folds.csv``."""
+        return bool((self.table["fold"] >= 0).all())
+
+    def illuminant(self, i: int) -> Tensor:
+        """The ground-truth illuminant of image ``i`` as a unit-norm ``(3,)`` float32 tensor."""
+        row = self.table.iloc[i]
+        rgb = torch.tensor([row["r"], row["g"], row["b"]], dtype=torch.float32)
+        return rgb / rgb.norm()
+
+    def illuminants(self) -> Tensor:
+        """All ground-truth illuminants, ``(N, 3)`` unit norm."""
+        rgb = torch.from_numpy(self.table[["r", "g", "b"]].to_numpy(np.float32, copy=True))
+        return rgb / rgb.norm(dim=-1, keepdim=True)
+
+    def load(self, i: int) -> tuple[Tensor, Tensor]:
+        """Image ``i`` as ``(linear (3, H, W) float32 in [0, 1], mask (1, H, W) bool, True = unusable)``.
+
+        Raises:
+            DataError: the file is unreadable, or is 8-bit / JPEG (display-encoded, not linear).
+        """
+        from tinct.constancy.folder import load_linear
+
+        return load_linear(self.table["path"].iloc[i], self.black_level or 0.0, self.saturation)
+
+
+def layout_levels(
+    layout: str, black_level: float | None = None, saturation: float | None = None
+) -> tuple[float | None, float | None]:
+    """``(black_level, saturation)`` of a layout: the given values, else the layout's defaults (see the
+    module table; ``None`` saturation means the file type's maximum)."""
+    from tinct.constancy.simple_cube import SIMPLE_CUBE_BLACK, SIMPLE_CUBE_SATURATION
+
+    if layout == "simplecube":
+        black_level = SIMPLE_CUBE_BLACK if black_level is None else black_level
+        saturation = SIMPLE_CUBE_SATURATION if saturation is None else saturation
+    return black_level, saturation
+
+
+def open_constancy(
+    root: str | os.PathLike[str],
+    layout: str = "auto",
+    black_level: float | None = None,
+    saturation: float | None = None,
+) -> ConstancySource:
+    """Open a colour-constancy dataset folder, validating its ground truth (see the module table).
+
+    Args:
+        root: dataset folder.
+        layout: ``"auto"`` (detect) or one of :data:`LAYOUTS`.
+        black_level: raw black level; ``None`` takes the layout's default.
+        saturation: raw saturation level; ``None`` takes the layout's default.
+
+    Raises:
+        DataError: the folder or its ground truth is missing or invalid (the message names the file).
+        UnknownNameError: unknown ``layout``.
+    """
+    from tinct.constancy.folder import read_folds, read_ground_truth
+    from tinct.constancy.intel_tau import read_intel_tau
+    from tinct.constancy.simple_cube import read_simple_cube
+
+    r = Path(root)
+    check_choice(layout, ("auto", *LAYOUTS), "dataset layout")
+    if layout == "auto":
+        layout = detect_layout(r)
+    if layout == "generic":
+        table = read_ground_truth(r)
+        table = table.assign(path=[str(r / str(n)) for n in table["image"]], split="")
+        folds = read_folds(r, [str(n) for n in table["image"]])
+        table["fold"] = folds if folds is not None else -1
+    elif layout == "simplecube":
+        table = read_simple_cube(r).assign(fold=-1)
+    else:
+        table = read_intel_tau(r).assign(split="", fold=-1)
+    table = table[["image", "path", "r", "g", "b", "split", "fold"]].reset_index(drop=True)
+    return ConstancySource(r, layout, table, *layout_levels(layout, black_level, saturation))
+
+
+def fold_ids(source: ConstancySource, k: int | None = None, seed: int = 0) -> np.ndarray:
+    """Fold id (0 .. K-1) of every image: ``folds.csv`` when present (and ``k`` is None or matches it),
+    else a seeded random assignment into ``k`` (default 3) near-equal folds.
+
+    Raises:
+        ValueError: ``k < 2`` or more folds than images.
+    """
+    n = len(source)
+    if source.has_folds:
+        given = source.table["fold"].to_numpy()
+        values = np.unique(given)
+        if k is None or k == len(values):
+            return np.searchsorted(values, given)
+    k = 3 if k is None else k
+    if k < 2 or k > n:
+        raise ValueError(f"cross-validation needs 2 <= folds <= number of images ({n}), got {k}")
+    order = np.random.default_rng(seed).permutation(n)
+    ids = np.empty(n, dtype=np.int64)
+    ids[order] = np.arange(n) % k
+    return ids
+
+
+_THUMBS: dict[tuple[Any, ...], tuple[Tensor, Tensor]] = {}
+_THUMBS_MAX = 50_000
+
+
+def _thumbnail(source: ConstancySource, i: int, size: int) -> tuple[Tensor, Tensor]:
+    from tinct.constancy.folder import thumbnail_and_mask
+
+    key = (source.table["path"].iloc[i], source.black_level, source.saturation, size)
+    hit = _THUMBS.get(key)
+    if hit is None:
+        hit = thumbnail_and_mask(*source.load(i), size)
+        if len(_THUMBS) < _THUMBS_MAX:
+            _THUMBS[key] = hit
+    return hit
+
+
+class ConstancyThumbnails(Dataset[dict[str, Tensor]]):
+    """``size x size`` linear thumbnails of a :class:`ConstancySource` as ``{"image", "illuminant", "mask", "index"}``.
+
+    ``mask`` flags thumbnail cells without a single usable pixel. Thumbnails are cached per process (a few
+    KB each), so epochs and cross-validation folds after the first decode nothing.
+    """
+
+    def __init__(self, source: ConstancySource, indices: Sequence[int] | None = None, size: int = 64) -> None:
+        self.source = source
+        self.indices = list(range(len(source))) if indices is None else [int(i) for i in indices]
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        j = self.indices[i]
+        image, mask = _thumbnail(self.source, j, self.size)
+        return {
+            "image": image,
+            "mask": mask,
+            "illuminant": self.source.illuminant(j),
+            "index": torch.tensor(j),
+        }
+
+
+def convert_constancy(
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    size: int = 64,
+    layout: str = "auto",
+    black_level: float | None = None,
+    saturation: float | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write any supported dataset as generic-layout linear thumbnails (tinct's recommended input).
+
+    Each image becomes ``<stem>.npy``: float32 ``size x size x 3``, black level subtracted, unusable pixels
+    (saturated, below black: the colour checker) excluded from the area average (cells with none left are 0),
+    scaled by its maximum. ``gt.csv`` keeps the illuminants; ``folds.csv`` is copied, and an official
+    train / test split is kept as ``split.csv`` (image,split) for reference.
+
+    Returns:
+        ``out`` as a Path.
+    """
+    from tinct.core.atomic import atomic_write_text
+    from tinct.core.progress import track
+
+    src = open_constancy(root, layout, black_level, saturation)
+    o = Path(out)
+    o.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in track(range(len(src)), "converting", total=len(src), enabled=progress):
+        thumb, _ = _thumbnail(src, i, size)
+        thumb = thumb / thumb.max().clamp_min(1e-12)
+        stem = Path(str(src.table["image"].iloc[i])).stem
+        if src.has_split:
+            stem = f"{src.table['split'].iloc[i]}_{stem}"
+        names.append(f"{stem}.npy")
+        np.save(o / names[-1], thumb.permute(1, 2, 0).numpy().astype(np.float32))
+    t = src.table
+    gt = pd.DataFrame({"image": names, "r": t["r"], "g": t["g"], "b": t["b"]})
+    atomic_write_text(o / "gt.csv", gt.to_csv(index=False))
+    if src.has_folds:
+        atomic_write_text(
+            o / "folds.csv", pd.DataFrame({"image": names, "fold": t["fold"]}).to_csv(index=False)
+        )
+    if src.has_split:
+        atomic_write_text(
+            o / "split.csv", pd.DataFrame({"image": names, "split": t["split"]}).to_csv(index=False)
+        )
+    return o

@@ -1,0 +1,433 @@
+"""Illuminant estimation as regression: a CNN maps a linear (or log) camera-RGB image to the illuminant.
+
+Loss and metric are the recovery angular error in degrees (:func:`tinct.color.illuminant.angular_error`);
+epoch statistics are the community's mean / median / trimean / best 25 % / worst 25 %.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import Tensor, nn
+
+from tinct.core.config import ExperimentConfig, StrictModel
+from tinct.core.exceptions import ConfigError, DataError, RunDirError
+from tinct.engine.task import TASKS, SplitDataModule, Task
+from tinct.nn.backbones import BackboneName, create_backbone
+from tinct.nn.heads import ConfidencePoolingHead, PooledRegressionHead
+
+__all__ = [
+    "AugmentConfig",
+    "IlluminantConfig",
+    "IlluminantDataConfig",
+    "IlluminantDataModule",
+    "IlluminantModelConfig",
+    "IlluminantTask",
+    "build_backbone",
+    "ensure_synthetic",
+    "load_backbone_state",
+    "preprocess_input",
+]
+
+
+class AugmentConfig(StrictModel):
+    """Training-time augmentation (see :class:`tinct.constancy.transforms.ConstancyAugment`); applied per batch."""
+
+    enabled: bool = True
+    crop: float = Field(0.7, gt=0, le=1)
+    flip: bool = True
+    rotate: float = Field(15.0, ge=0, le=180)
+    intensity: tuple[float, float] = (0.6, 1.4)
+    relight: Literal["dataset", "random", "none"] = "dataset"
+    jitter: float = Field(0.05, ge=0, lt=1)
+    gain_range: tuple[float, float] = (0.6, 1.4)
+    p_relight: float = Field(0.8, ge=0, le=1)
+
+
+class IlluminantDataConfig(StrictModel):
+    """Data of the illuminant task.
+
+    ``kind``: ``mondrian`` (procedural scenes rendered on the fly), ``synthetic`` (the physically based
+    dataset of :mod:`tinct.constancy.synth`, generated into ``root`` on first use), or ``folder`` (any
+    layout of :mod:`tinct.constancy.layouts`: generic ``gt.csv``, SimpleCube++, INTEL-TAU).
+
+    Splits of a folder: with ``fold`` set, k-fold cross-validation (train on the other folds, the held-out
+    fold is both val and test); else the layout's official train/test split (val drawn from train); else
+    random fractions. ``split_file`` (see :mod:`tinct.core.splits`): the splits are written there by the
+    first run and read back by every later one (``tinct sweep --test-split auto``); for Mondrian scenes
+    it records the test set's generator settings, and a run with another test set is refused.
+    """
+
+    kind: Literal["mondrian", "synthetic", "folder"] = "mondrian"
+    root: str | None = None
+    layout: Literal["auto", "generic", "simplecube", "intel_tau"] = "auto"
+    n_train: int = Field(2048, ge=1)
+    n_val: int = Field(256, ge=1)
+    n_test: int = Field(256, ge=1)
+    size: int = Field(32, ge=8)
+    cct_range: tuple[float, float] = (2500.0, 10000.0)
+    black_level: float | None = None
+    saturation: float | None = None
+    val_fraction: float = Field(0.2, ge=0, lt=1)
+    test_fraction: float = Field(0.2, ge=0, lt=1)
+    fold: int | None = Field(None, ge=0)
+    folds: int = Field(3, ge=2)
+    split_seed: int = 0
+    split_file: str | None = None
+    synth_n: int = Field(1200, ge=4)
+    synth_camera: str = "nikon_d5100"
+    synth_size: tuple[int, int] = (324, 216)
+    synth_seed: int = 0
+    augment: AugmentConfig = AugmentConfig()
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> IlluminantDataConfig:
+        if self.kind == "folder" and not self.root:
+            raise ValueError(
+                "data.kind 'folder' needs data.root (a dataset folder; see tinct.constancy.layouts)"
+            )
+        if self.fold is not None and self.fold >= self.folds:
+            raise ValueError(f"data.fold must be < data.folds ({self.folds}), got {self.fold}")
+        return self
+
+    def synthetic_root(self, output_dir: str) -> str:
+        """Where the synthetic dataset lives: ``root`` or a folder named by its parameters."""
+        if self.root:
+            return self.root
+        w, h = self.synth_size
+        return str(
+            Path(output_dir)
+            / "data"
+            / f"synth-{self.synth_camera}-n{self.synth_n}-{w}x{h}-s{self.synth_seed}"
+        )
+
+
+class IlluminantModelConfig(StrictModel):
+    """Network of the illuminant task.
+
+    ``head``: ``regression`` (global pooling + MLP) or ``fc4`` (confidence-weighted pooling). ``init``: a
+    run directory or checkpoint (of an ``illuminant_embedding`` or ``illuminant`` run) whose backbone
+    weights initialise this one; ``freeze``: train the head only (the backbone, BatchNorm statistics
+    included, stays exactly as loaded).
+    """
+
+    backbone: BackboneName = "small_cnn"
+    width: int = Field(16, ge=1)
+    depth: int = Field(4, ge=1)
+    weights: str | None = None
+    input_space: Literal["linear", "log"] = "linear"
+    head: Literal["regression", "fc4"] = "regression"
+    hidden: int = Field(64, ge=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    init: str | None = None
+    freeze: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> IlluminantModelConfig:
+        if self.freeze and not (self.init or self.weights):
+            raise ValueError(
+                "model.freeze needs model.init (or model.weights): a frozen random backbone is useless"
+            )
+        return self
+
+
+class IlluminantConfig(ExperimentConfig):
+    task: Literal["illuminant"] = "illuminant"
+    data: IlluminantDataConfig = IlluminantDataConfig()
+    model: IlluminantModelConfig = IlluminantModelConfig()
+
+
+class IlluminantDataModule(SplitDataModule):
+    """Splits and loaders of :class:`IlluminantDataConfig` (used by the illuminant and embedding tasks).
+
+    After :meth:`setup`, ``train_illuminants`` holds the training labels (for relighting augmentation)
+    and ``split_indices`` the source-table rows of each split (folders only).
+    """
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        self.split_indices: dict[str, list[int]] = {}
+        self.train_illuminants: Tensor | None = None
+        self._augment: Any = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:  # idempotent: train() validates the data before Lightning runs
+            return
+        d, seed = self.cfg.data, self.cfg.seed
+        if d.kind == "mondrian":
+            from tinct.constancy.mondrian import MondrianDataset
+
+            self.train_set = MondrianDataset(d.n_train, d.size, seed=3 * seed, cct_range=d.cct_range)
+            self.val_set = MondrianDataset(d.n_val, d.size, seed=3 * seed + 1, cct_range=d.cct_range)
+            self.test_set = MondrianDataset(d.n_test, d.size, seed=3 * seed + 2, cct_range=d.cct_range)
+            if d.split_file:
+                from tinct.core.splits import fixed_splits
+
+                test_set = {"n_test": d.n_test, "size": d.size, "seed": 3 * seed + 2, "cct": d.cct_range}
+                fixed_splits(d.split_file, {}, {"kind": "mondrian", "test_set": test_set})
+            self.train_illuminants = torch.stack(
+                [self.train_set[i]["illuminant"] for i in range(min(512, d.n_train))]
+            )
+            return
+        from tinct.constancy.layouts import ConstancyThumbnails, fold_ids, open_constancy
+
+        root = d.root
+        if d.kind == "synthetic":
+            root = ensure_synthetic(d, self.cfg.output_dir)
+        assert root is not None  # guaranteed by IlluminantDataConfig
+        source = open_constancy(root, d.layout, d.black_level, d.saturation)
+        n = len(source)
+        rng = torch.Generator().manual_seed(d.split_seed)
+        if d.fold is not None:
+            ids = fold_ids(source, d.folds, d.split_seed)
+            train = [i for i in range(n) if ids[i] != d.fold]
+            val = test = [i for i in range(n) if ids[i] == d.fold]
+        else:
+            if source.has_split:
+                pool = [i for i in range(n) if source.table["split"].iloc[i] == "train"]
+                test = [i for i in range(n) if source.table["split"].iloc[i] == "test"]
+            else:
+                pool = torch.randperm(n, generator=rng).tolist()
+                n_test = round(n * d.test_fraction)
+                test, pool = pool[:n_test], pool[n_test:]
+            pool = [pool[i] for i in torch.randperm(len(pool), generator=rng).tolist()]
+            n_val = max(1, round(len(pool) * d.val_fraction)) if d.val_fraction > 0 and len(pool) > 2 else 0
+            val, train = pool[:n_val], pool[n_val:]
+        if d.split_file:
+            from tinct.core.splits import fixed_splits
+
+            names = source.table["image"].astype(str).tolist()
+            where = {"kind": d.kind, "root": str(Path(root).resolve()), "fold": d.fold}
+            own = {
+                "train": [names[i] for i in train],
+                "val": [names[i] for i in val],
+                "test": [names[i] for i in test],
+            }
+            row = {name: i for i, name in enumerate(names)}
+            fixed = fixed_splits(d.split_file, own, where, names)
+            train, val, test = ([row[x] for x in fixed[k]] for k in ("train", "val", "test"))
+        if not train and stage in (None, "fit"):
+            raise DataError(f"{root}: no training images left after the split ({n} images)")
+        self.split_indices = {
+            "train": train or test,
+            "val": val or test or train,
+            "test": test or val or train,
+        }
+        self.train_set, self.val_set, self.test_set = (
+            ConstancyThumbnails(source, self.split_indices[k], d.size) for k in ("train", "val", "test")
+        )
+        self.train_illuminants = source.illuminants()[train] if train else None
+        self._augment = None
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Augmentation runs on whole batches on the training device (vectorised, ~0.05 ms per sample).
+        if self.trainer is not None and self.trainer.training:
+            if self._augment is None:
+                self._augment = self.augmentation() or False
+            if self._augment:
+                batch = self._augment(batch)
+        return batch
+
+    def augmentation(self) -> Any:
+        """The batch augmentation of the config, or None when disabled."""
+        from tinct.constancy.transforms import ConstancyAugment
+
+        a = self.cfg.data.augment
+        if not a.enabled:
+            return None
+        return ConstancyAugment(
+            self.cfg.data.size, crop=a.crop, flip=a.flip, rotate=a.rotate, intensity=a.intensity,
+            relight=a.relight, illuminants=self.train_illuminants, jitter=a.jitter,
+            gain_range=a.gain_range, p_relight=a.p_relight,
+        )  # fmt: skip
+
+
+def ensure_synthetic(d: IlluminantDataConfig, output_dir: str) -> str:
+    """Generate the physically based synthetic dataset of ``d`` unless it is already complete."""
+    from tinct.constancy.synth import synthesize_constancy
+
+    root = Path(d.synthetic_root(output_dir))
+    if not ((root / "train" / "gt.csv").is_file() and (root / "synth.json").is_file()):
+        synthesize_constancy(root, n=d.synth_n, camera=d.synth_camera, size=d.synth_size, seed=d.synth_seed)
+    return str(root)
+
+
+def preprocess_input(image: Tensor, mask: Tensor | None, input_space: str) -> Tensor:
+    """The network input of a linear image: unusable pixels zeroed, divided by the image's maximum
+    (exposure invariance, and no per-channel normalisation that would change the label), then
+    ``linear_to_log`` for ``input_space == "log"`` (linearise first, then log).
+
+    Shape:
+        ``(B, 3, H, W)`` -> ``(B, 3, H, W)``.
+    """
+    from tinct.color.log import linear_to_log
+
+    if mask is not None:
+        image = image.masked_fill(mask, 0.0)
+    scale = image.amax(dim=(-3, -2, -1), keepdim=True).clamp_min(1e-6)
+    x = image / scale
+    return linear_to_log(x) if input_space == "log" else x
+
+
+def load_backbone_state(path: str | os.PathLike[str], model: IlluminantModelConfig) -> dict[str, Tensor]:
+    """The ``backbone.*`` weights of a run directory (its best checkpoint) or a checkpoint file.
+
+    Raises:
+        ConfigError: the source's backbone differs from ``model``'s (name, width, depth or input space).
+        RunDirError: no checkpoint, or it cannot be loaded safely.
+    """
+    from tinct.engine.run_dir import RunDir
+
+    p = Path(path)
+    ckpt_path = RunDir(p).checkpoint("best") if p.is_dir() else p
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise RunDirError(f"{ckpt_path}: cannot load checkpoint ({err})") from err
+    src = (ckpt.get("tinct_config") or {}).get("model", {})
+    for key in ("backbone", "width", "depth", "input_space"):
+        if key in src and src[key] != getattr(model, key):
+            raise ConfigError(
+                f"model.init {path}: its model.{key} is {src[key]!r} but this config has {getattr(model, key)!r}"
+            )
+    state = {
+        k.removeprefix("backbone."): v for k, v in ckpt["state_dict"].items() if k.startswith("backbone.")
+    }
+    if not state:
+        raise RunDirError(f"{ckpt_path}: no backbone.* weights in the checkpoint")
+    return state
+
+
+@TASKS.register("illuminant")
+class IlluminantTask(Task):
+    """Regress the scene illuminant (unit-norm camera RGB) from a linear image.
+
+    Inputs are normalised per image by their maximum (exposure invariance); with ``input_space: log`` the
+    network sees ``linear_to_log`` of that (linearise first, then log).
+    """
+
+    Config = IlluminantConfig
+    monitor = "val/angular_mean"
+    monitor_mode = "min"
+    error_name = "angular"
+
+    def __init__(self, cfg: IlluminantConfig) -> None:
+        super().__init__(cfg)
+        m = cfg.model
+        self.backbone = build_backbone(m)
+        n = self.backbone.num_features
+        self.head: nn.Module = (
+            ConfidencePoolingHead(n, hidden=m.hidden, dropout=m.dropout)
+            if m.head == "fc4"
+            else PooledRegressionHead(n, 3, hidden=m.hidden, dropout=m.dropout)
+        )
+        if m.freeze:
+            self.backbone.requires_grad_(False)
+
+    def setup(self, stage: str) -> None:
+        # Loaded here, not in __init__: Lightning restores a resumed run's own weights after setup().
+        if stage == "fit" and self.cfg.model.init:
+            self.backbone.load_state_dict(load_backbone_state(self.cfg.model.init, self.cfg.model))
+
+    def on_train_epoch_start(self) -> None:
+        if self.cfg.model.freeze:
+            self.backbone.eval()  # keep BatchNorm running statistics frozen too
+
+    def raw_levels(self) -> tuple[float, float | None]:
+        """Black and saturation levels for new raw files: the config's, else those of its data layout."""
+        from tinct.constancy.layouts import detect_layout, layout_levels
+
+        d = self.cfg.data
+        layout = d.layout
+        if d.kind == "synthetic":
+            layout = "simplecube"
+        elif layout == "auto" and d.kind == "folder" and d.root and Path(d.root).is_dir():
+            try:
+                layout = detect_layout(d.root)
+            except DataError:
+                layout = "generic"
+        black, saturation = layout_levels(layout, d.black_level, d.saturation)
+        return black or 0.0, saturation
+
+    def preprocess(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        return preprocess_input(image, mask, self.cfg.model.input_space)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.backbone.forward_features(x)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        out = self.head(features)
+        rgb = (out if self.cfg.model.head == "fc4" else F.softplus(out)) + 1e-4
+        return rgb / rgb.norm(dim=-1, keepdim=True)
+
+    def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self.forward_head(self.forward_features(self.preprocess(image, mask)))
+
+    def step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        from tinct.color.illuminant import angular_error
+
+        pred = self(batch["image"], batch.get("mask"))
+        errors = angular_error(pred, batch["illuminant"], dim=-1)
+        return {"loss": errors.mean(), "output": pred, "errors": errors}
+
+    def build_datamodule(self) -> L.LightningDataModule:
+        return IlluminantDataModule(self.cfg)  # type: ignore[arg-type]
+
+    def with_data(self, path: str | os.PathLike[str]) -> ExperimentConfig:
+        data = self.cfg.data.model_copy(
+            update={"kind": "folder", "root": str(path), "layout": "auto", "fold": None,
+                    "test_fraction": 0.999999, "val_fraction": 0.0}
+        )  # fmt: skip
+        return self.cfg.model_copy(update={"data": data})
+
+    @torch.no_grad()
+    def predict_files(self, paths: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
+        from tinct.color.illuminant import correct_illuminant
+        from tinct.color.rgb import linear_to_srgb, srgb_to_linear
+        from tinct.constancy.folder import linear_from_raw, thumbnail
+        from tinct.io.image import read_image, to_tensor_image, write_image
+
+        self.eval()
+        d = self.cfg.data
+        rows: list[dict[str, Any]] = []
+        for path in paths:
+            raw = read_image(path)
+            if raw.linear:
+                image, mask = linear_from_raw(raw, *self.raw_levels())
+            else:
+                warnings.warn(
+                    f"{path}: 8-bit / JPEG files are display-encoded sRGB, not linear camera RGB; "
+                    "linearising with the sRGB curve, so the estimate is only approximate",
+                    stacklevel=2,
+                )
+                image = srgb_to_linear(to_tensor_image(raw))
+                mask = (image >= 1.0).any(dim=0, keepdim=True)
+            thumb = thumbnail(image, mask, d.size).to(self.device)
+            illum = self(thumb.unsqueeze(0))[0].cpu()
+            balanced = correct_illuminant(image, illum)
+            balanced = balanced / torch.quantile(
+                balanced.flatten()[:: max(1, balanced.numel() // 200_000)], 0.99
+            ).clamp_min(1e-6)
+            preview = write_image(
+                out_dir / f"{Path(path).stem}_balanced.png", linear_to_srgb(balanced.clamp(0, 1))
+            )
+            r, g, b = illum.tolist()
+            rows.append({"image": str(path), "r": r, "g": g, "b": b, "preview": str(preview)})
+        return rows
+
+
+def build_backbone(m: Any) -> nn.Module:
+    """The backbone of a model section with ``backbone, width, depth, weights`` (illuminant and embedding
+    tasks share it, so a pretrained embedding's ``backbone.*`` weights load into the illuminant task)."""
+    kwargs = {"width": m.width, "depth": m.depth} if m.backbone == "small_cnn" else {}
+    return create_backbone(m.backbone, in_channels=3, weights=m.weights, **kwargs)

@@ -1,0 +1,1 @@
+"""Reading and writing images (one reader, explicit encoding) and their EXIF metadata."""
