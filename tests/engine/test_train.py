@@ -167,3 +167,50 @@ def test_metrics_rows_carry_validation_only_when_it_ran(tiny_cfg, tmp_path) -> N
     has_val = df["val/loss"].notna().tolist()
     assert has_val == [False, True, False, True], "stale validation values must not be copied forward"
     assert df["train/loss"].notna().all()
+
+
+def _schedule_factor(
+    epoch: int, warm: int, total: int, kind: str, step: int = 10, gamma: float = 0.1
+) -> float:
+    # The schedule the README documents, written out in closed form (independent of torch's schedulers).
+    import math
+
+    if epoch < warm:
+        return (epoch + 1) / (warm + 1)
+    if kind == "step":
+        return gamma ** ((epoch - warm) // step)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (epoch - warm) / max(1, total - warm))))
+
+
+@pytest.mark.parametrize("kind", ["cosine", "step"])
+@pytest.mark.parametrize("warm", [0, 1, 3])
+def test_learning_rate_schedule_is_the_documented_one(kind: str, warm: int) -> None:
+    import torch
+
+    from tinct.core.config import OptimConfig
+    from tinct.engine.task import build_scheduler
+
+    o = OptimConfig(lr=0.2, scheduler=kind, warmup_epochs=warm, step_size=2, gamma=0.5)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=o.lr)
+    sched = build_scheduler(opt, o, max_epochs=9)
+    for epoch in range(9):
+        want = o.lr * _schedule_factor(epoch, warm, 9, kind, step=2, gamma=0.5)
+        assert opt.param_groups[0]["lr"] == pytest.approx(want, abs=1e-12), epoch
+        opt.step()
+        sched.step()
+
+
+def test_resume_with_more_epochs_follows_the_new_schedule(tiny_cfg, tmp_path) -> None:
+    import pandas as pd
+
+    cfg = tiny_cfg.model_copy(update={"optim": tiny_cfg.optim.model_copy(update={"warmup_epochs": 1})})
+    run_dir = tmp_path / "sched"
+    train(cfg, run_dir=run_dir, verbose=False)  # 2 epochs: the cosine reaches zero at its end
+    more = cfg.model_copy(update={"trainer": cfg.trainer.model_copy(update={"max_epochs": 5})})
+    train(more, run_dir=run_dir, resume=True, verbose=False)
+    # metrics.csv logs the rate after the epoch's scheduler step: the rate of epoch e + 1
+    lrs = pd.read_csv(run_dir / "metrics.csv")["lr"].tolist()
+    want = [cfg.optim.lr * _schedule_factor(e + 1, 1, 2, "cosine") for e in range(2)]
+    want += [cfg.optim.lr * _schedule_factor(e + 1, 1, 5, "cosine") for e in range(2, 5)]
+    assert lrs[1] == 0 and lrs[2] > 0  # the finished schedule ended at zero; the new budget goes on
+    assert lrs == pytest.approx(want, rel=1e-6)

@@ -9,8 +9,8 @@ and logged as ``<stage>/<error_name>_<stat>``.
 from __future__ import annotations
 
 import abc
-import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,15 +19,52 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from tinct.core.config import ExperimentConfig
+from tinct.core.config import ExperimentConfig, OptimConfig
 from tinct.core.registry import Registry
 from tinct.engine.statistics import error_statistics
 
-__all__ = ["TASKS", "SplitDataModule", "Task"]
+__all__ = ["TASKS", "SplitDataModule", "Task", "build_scheduler"]
 
 # Filled by the domain packages: the ``tinct.tasks`` entry points of pyproject.toml name the module of each
 # task, imported the first time its name is looked up (the engine itself imports no domain).
 TASKS: Registry[type[Task]] = Registry("task", entry_points="tinct.tasks")
+
+
+def build_scheduler(
+    opt: torch.optim.Optimizer, o: OptimConfig, max_epochs: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-epoch learning-rate schedule of ``cfg.optim`` from torch's own schedulers.
+
+    ``warmup_epochs`` W > 0 ramps the rate linearly over the first W epochs (factor ``(e + 1) / (W + 1)``,
+    :class:`~torch.optim.lr_scheduler.LinearLR`), then :class:`~torch.optim.lr_scheduler.SequentialLR`
+    hands over to a cosine decay to zero at ``max_epochs`` (:class:`~torch.optim.lr_scheduler.CosineAnnealingLR`,
+    ``scheduler: cosine``) or to a decay by ``gamma`` every ``step_size`` epochs
+    (:class:`~torch.optim.lr_scheduler.StepLR`, ``scheduler: step``). ``scheduler: none``: no schedule (None).
+
+    Example:
+        >>> from tinct.core.config import OptimConfig
+        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        >>> sched = build_scheduler(opt, OptimConfig(lr=1.0, warmup_epochs=1), max_epochs=3)
+        >>> rates = []
+        >>> for _ in range(3):
+        ...     rates.append(round(opt.param_groups[0]["lr"], 3))
+        ...     opt.step()
+        ...     sched.step()
+        >>> rates
+        [0.5, 1.0, 0.5]
+    """
+    if o.scheduler == "none":
+        return None
+    lrs = torch.optim.lr_scheduler
+    warm = o.warmup_epochs
+    if o.scheduler == "step":
+        main: lrs.LRScheduler = lrs.StepLR(opt, step_size=o.step_size, gamma=o.gamma)
+    else:
+        main = lrs.CosineAnnealingLR(opt, T_max=max(1, max_epochs - warm), eta_min=0.0)
+    if warm == 0:
+        return main
+    ramp = lrs.LinearLR(opt, start_factor=1.0 / (warm + 1), end_factor=1.0, total_iters=warm)
+    return lrs.SequentialLR(opt, [ramp, main], milestones=[warm])
 
 
 class SplitDataModule(L.LightningDataModule):
@@ -180,21 +217,32 @@ class Task(L.LightningModule, abc.ABC):
             opt = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
         else:
             opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        if o.scheduler == "none":
+        sched = build_scheduler(opt, o, self.cfg.trainer.max_epochs)
+        if sched is None:
             return opt
-        total = max(1, self.cfg.trainer.max_epochs)
-        warm = o.warmup_epochs
-
-        def factor(epoch: int) -> float:
-            if epoch < warm:
-                return (epoch + 1) / (warm + 1)
-            if o.scheduler == "step":
-                return o.gamma ** ((epoch - warm) // o.step_size)
-            progress = (epoch - warm) / max(1, total - warm)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The schedule follows the config of now: a run resumed with a raised trainer.max_epochs continues
+        # on the schedule of the new budget at the epoch it reached, instead of the finished schedule's
+        # zero learning rate. The stored scheduler state (and the optimiser's current rate) are replaced by
+        # those of the new schedule advanced to the same epoch.
+        states = checkpoint.get("lr_schedulers")
+        if not states or self.cfg.optim.scheduler == "none":
+            return
+        epoch = int(states[0].get("last_epoch", 0))
+        dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=self.cfg.optim.lr)
+        fresh = build_scheduler(dummy, self.cfg.optim, self.cfg.trainer.max_epochs)
+        assert fresh is not None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "scheduler.step() before optimizer.step()"
+            for _ in range(epoch):
+                fresh.step()
+        states[0] = fresh.state_dict()
+        factor = dummy.param_groups[0]["lr"] / self.cfg.optim.lr
+        for opt_state in checkpoint.get("optimizer_states", [])[:1]:
+            for group in opt_state.get("param_groups", []):
+                group["lr"] = group.get("initial_lr", self.cfg.optim.lr) * factor
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # A plain dict, so the checkpoint stays loadable with torch.load(weights_only=True).
