@@ -301,8 +301,8 @@ def lch_to_lab(x: Tensor, dim: int = -3) -> Tensor:
         Agrees with ``colour.LCHab_to_Lab`` (colour-science 0.4.7) to 1e-6.
 
     Example:
-        >>> lch_to_lab(torch.tensor([[50.0, 10.0, 90.0]]), dim=-1).round(decimals=4)
-        tensor([[50., -0., 10.]])
+        >>> lch_to_lab(torch.tensor([[50.0, 10.0, 90.0]]), dim=-1).round(decimals=4) + 0.0  # no -0.
+        tensor([[50.,  0., 10.]])
 
     References:
         CIE 15:2004, Colorimetry, 3rd edition.

@@ -170,7 +170,7 @@ def reflectance_to_lab(reflectance: np.ndarray, wavelengths: np.ndarray = SKIN_W
 
     Example:
         >>> lab = reflectance_to_lab(np.full(81, 0.18))
-        >>> [round(float(v), 2) for v in lab]
+        >>> [round(float(v), 2) + 0.0 for v in lab]  # + 0.0: a rounded -0.0 prints as 0.0
         [49.5, 0.0, 0.0]
     """
     xyz = reflectance_to_xyz(reflectance, wavelengths)
