@@ -14,7 +14,9 @@ from PIL import Image
 from tinct.color.rgb import srgb_to_linear
 from tinct.core.exceptions import DataError, UnknownNameError
 from tinct.io.exif import PhotoMeta, exif_bytes
-from tinct.patch.data import META_FEATURES, PatchDataset, PatchTable, read_patch_table, split_patches
+from tinct.patch.dataset import PatchDataset
+from tinct.patch.labels import META_FEATURES, PatchTable, read_patch_table
+from tinct.patch.splits import split_patches
 
 W, H = 40, 30
 BOX = (10, 8, 30, 22)  # x0, y0, x1, y1 (exclusive)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from tinct.core.exceptions import ConfigError
 from tinct.io.exif import exposure_offset, read_exif_meta
-from tinct.patch.data import read_patch_table
+from tinct.patch.labels import read_patch_table
 from tinct.patch.synth import PATCH_CAMERAS, render_patch_photo, synthesize_patches
 from tinct.spectral.skin import load_skin_model, reflectance_to_lab
 

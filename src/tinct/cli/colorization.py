@@ -1,5 +1,5 @@
 """Colorization commands: ``tinct colorize``, ``tinct evaluate colorization``, ``tinct export``,
-``tinct study colorization``. Argument parsing only; each calls one function of :mod:`tinct.engine`."""
+``tinct study colorization``. Argument parsing only; each calls one function of :mod:`tinct.colorization`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Colour-constancy commands: ``tinct data ...``, ``tinct baselines constancy``, ``tinct crossval``, ``tinct study``.
 
-Argument parsing only; each command calls one function of :mod:`tinct.data` or :mod:`tinct.engine`.
+Argument parsing only; each command calls one function of :mod:`tinct.constancy`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``tinct`` command line: argument parsing only; every command calls a function of :mod:`tinct.engine`."""
+"""``tinct`` command line: argument parsing only; every command calls a function of the engine or of a domain."""
 
 from __future__ import annotations
 

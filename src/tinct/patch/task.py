@@ -43,7 +43,7 @@ class PatchDataConfig(StrictModel):
     """Data of the patch task.
 
     ``kind``: ``synthetic`` (:mod:`tinct.patch.synth`, generated into ``root`` or a folder under
-    ``output_dir`` on first use) or ``folder`` (photos + ``labels.csv``, see :mod:`tinct.patch.data`).
+    ``output_dir`` on first use) or ``folder`` (photos + ``labels.csv``, see :mod:`tinct.patch.labels`).
     ``split``: ``group`` holds whole shades / sets out, ``camera`` whole cameras (``test_cameras``),
     ``random`` single photos. ``crop``: ``auto`` finds the patch (:func:`tinct.patch.crop.locate_patch`,
     boxes cached under ``output_dir/cache``), ``labels`` reads ``patch_x0..patch_y1`` from the CSV,
@@ -156,9 +156,9 @@ class PatchDataModule(SplitDataModule):
 
     @property
     def data(self) -> Any:
-        """The :class:`tinct.patch.data.PatchTable` (read once)."""
+        """The :class:`tinct.patch.labels.PatchTable` (read once)."""
         if self._data is None:
-            from tinct.patch.data import read_patch_table
+            from tinct.patch.labels import read_patch_table
 
             d = self.cfg.data
             root = ensure_synthetic_patches(d, self.cfg.output_dir) if d.kind == "synthetic" else d.root
@@ -170,7 +170,7 @@ class PatchDataModule(SplitDataModule):
 
     def splits(self) -> dict[str, list[int]]:
         """Row indices of train / val / test (``data.split``; a split file fixes them across runs)."""
-        from tinct.patch.data import split_patches
+        from tinct.patch.splits import split_patches
 
         d, table = self.cfg.data, self.data.table
         n = len(table)
@@ -210,7 +210,7 @@ class PatchDataModule(SplitDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        from tinct.patch.data import PatchDataset
+        from tinct.patch.dataset import PatchDataset
 
         d = self.cfg.data
         self.split_indices = self.splits()
