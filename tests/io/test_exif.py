@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
 
 from tinct.core.exceptions import DataError
@@ -205,3 +205,34 @@ def test_unreadable_files_are_named(tmp_path: Path) -> None:
     (tmp_path / "neg.json").write_text('{"f_number": -2}')
     with pytest.raises(DataError, match=r"neg\.json: f_number"):
         read_json_meta(tmp_path / "neg.json")
+
+
+def test_writer_tags_read_back_through_pillow_get_ifd(tmp_path: Path) -> None:
+    meta = PhotoMeta(exposure_time=1 / 60, iso=102400, f_number=2.8, brightness=-1.0)
+    path = _jpeg(tmp_path / "p.jpg", exif_bytes(meta, make="Canon", model="EOS R5", software="tinct 1"))
+    with Image.open(path) as im:
+        exif = im.getexif()
+        sub = exif.get_ifd(ExifTags.IFD.Exif)
+    Base = ExifTags.Base
+    assert (exif[Base.Make], exif[Base.Model], exif[Base.Software]) == ("Canon", "EOS R5", "tinct 1")
+    assert sub[Base.ExifVersion] == b"0232"
+    assert (sub[Base.ExposureTime].numerator, sub[Base.ExposureTime].denominator) == (1, 60)
+    assert (sub[Base.FNumber].numerator, sub[Base.FNumber].denominator) == (14, 5)
+    assert float(sub[Base.ShutterSpeedValue]) == pytest.approx(math.log2(60), abs=1e-6)
+    assert float(sub[Base.ApertureValue]) == pytest.approx(2 * math.log2(2.8), abs=1e-6)
+    # ISO above 16 bits: 0x8827 holds 65535, the value is in ISOSpeed with SensitivityType 3
+    assert (sub[Base.ISOSpeedRatings], sub[Base.SensitivityType], sub[Base.ISOSpeed]) == (65535, 3, 102400)
+    # Bv -1 is stored as -2/2, not as the "unknown" marker -1/1
+    bv = sub[Base.BrightnessValue]
+    assert (bv.numerator, bv.denominator) == (-2, 2)
+    assert set(sub) == {
+        Base.ExifVersion,
+        Base.ExposureTime,
+        Base.FNumber,
+        Base.ShutterSpeedValue,
+        Base.ApertureValue,
+        Base.ISOSpeedRatings,
+        Base.SensitivityType,
+        Base.ISOSpeed,
+        Base.BrightnessValue,
+    }

@@ -1,4 +1,4 @@
-r"""Camera metadata of a photo (exposure time, ISO, f-number, scene brightness) from EXIF or JSON.
+r"""Reading camera metadata from EXIF or JSON and normalising it to a :class:`~tinct.io.exif.meta.PhotoMeta`.
 
 Makers disagree on how they store exposure, so every source goes through :func:`normalize_meta`, which
 returns a :class:`PhotoMeta` in fixed units. The rules, in order of precedence per field:
@@ -28,21 +28,8 @@ returns a :class:`PhotoMeta` in fixed units. The rules, in order of precedence p
 - **Errors.** A non-positive or non-finite exposure time, ISO or f-number, or a value that is not a number,
   raises :class:`~tinct.core.exceptions.DataError` naming the source and the field.
 
-APEX relations (ASA PH2.5-1960; the APEX annex of EXIF 2.32, CIPA DC-008-2019):
-:math:`A_v + T_v = B_v + S_v` with :math:`A_v = 2\log_2 N`, :math:`T_v = -\log_2 t` and
-:math:`S_v = \log_2(\mathrm{ISO} / 3.125)`. The exposure value referred to ISO 100 is
-
-.. math::
-    EV_{100} = \log_2(N^2 / t) - \log_2(\mathrm{ISO} / 100),
-
-and since :math:`S_v(\mathrm{ISO}\ 100) = \log_2(100 / 3.125) = 5`, a correctly metered scene has
-:math:`B_v = EV_{100} - 5`; tinct's synthetic generator writes Bv by this relation.
-:func:`exposure_offset` is the difference :math:`(B_v + 5) - EV_{100}` in stops: positive when the scene is
-brighter than the camera settings were chosen for, i.e. the image is overexposed.
-
-EXIF is read with Pillow only (``Image.getexif`` reads the APP1 segment without decoding pixels), and
-:func:`exif_bytes` writes a small, standard EXIF block (big-endian TIFF, tag types as in the standard) for
-``PIL.Image.save(path, exif=...)``.
+The APEX relations between the fields are in :mod:`tinct.io.exif.meta`. EXIF is read with Pillow only
+(``Image.getexif`` reads the APP1 segment without decoding pixels).
 """
 
 from __future__ import annotations
@@ -51,100 +38,36 @@ import json
 import math
 import os
 import re
-import struct
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from tinct.core.exceptions import DataError
+from PIL.ExifTags import IFD, Base
 
-__all__ = [
-    "BRIGHTNESS_RANGE",
-    "PhotoMeta",
-    "exif_bytes",
-    "exposure_offset",
-    "normalize_meta",
-    "photo_meta",
-    "read_exif_meta",
-    "read_json_meta",
-]
+from tinct.core.exceptions import DataError
+from tinct.io.exif.meta import PhotoMeta
+
+__all__ = ["BRIGHTNESS_RANGE", "normalize_meta", "photo_meta", "read_exif_meta", "read_json_meta"]
 
 BRIGHTNESS_RANGE = (-20.0, 30.0)
 
-# EXIF tag ids read by read_exif_meta (IFD0 and Exif IFD, CIPA DC-008-2019 tables 4 and 7).
-_IFD0_TAGS = {0x010F: "Make", 0x0110: "Model"}
+# EXIF tags read by read_exif_meta (IFD0 and Exif IFD, CIPA DC-008-2019 tables 4 and 7) -> tinct's key names.
+_IFD0_TAGS = {Base.Make: "Make", Base.Model: "Model"}
 _EXIF_TAGS = {
-    0x829A: "ExposureTime",
-    0x829D: "FNumber",
-    0x8827: "PhotographicSensitivity",
-    0x8832: "RecommendedExposureIndex",
-    0x8833: "ISOSpeed",
-    0x9201: "ShutterSpeedValue",
-    0x9202: "ApertureValue",
-    0x9203: "BrightnessValue",
+    Base.ExposureTime: "ExposureTime",
+    Base.FNumber: "FNumber",
+    Base.ISOSpeedRatings: "PhotographicSensitivity",  # 0x8827, renamed in EXIF 2.3
+    Base.RecommendedExposureIndex: "RecommendedExposureIndex",
+    Base.ISOSpeed: "ISOSpeed",
+    Base.ShutterSpeedValue: "ShutterSpeedValue",
+    Base.ApertureValue: "ApertureValue",
+    Base.BrightnessValue: "BrightnessValue",
 }
-_EXIF_IFD = 0x8769
 _ISO_KEYS = ("PhotographicSensitivity", "ISOSpeedRatings", "ISO", "ISOSpeed", "RecommendedExposureIndex")
 _UNKNOWN_ISO = (0.0, 65535.0)
 _UNKNOWN_U32 = 0xFFFFFFFF
-
-
-@dataclass(frozen=True)
-class PhotoMeta:
-    """Normalised camera metadata of one photo; every field may be unknown (None).
-
-    Attributes:
-        exposure_time: exposure time in seconds, > 0.
-        iso: ISO speed (sensitivity), > 0.
-        f_number: f-number N, > 0.
-        brightness: APEX brightness value Bv as stored by the camera (log2 units, about -20 to 30).
-        camera: ``"Make Model"``.
-
-    Example:
-        >>> meta = PhotoMeta(exposure_time=1 / 60, iso=400, f_number=2.8)
-        >>> round(meta.ev100, 4)  # log2(2.8**2 * 60) - log2(4)
-        6.8777
-    """
-
-    exposure_time: float | None = None
-    iso: float | None = None
-    f_number: float | None = None
-    brightness: float | None = None
-    camera: str | None = None
-
-    @property
-    def ev100(self) -> float | None:
-        """Exposure value at ISO 100: ``log2(N^2 / t) - log2(ISO / 100)``; None if any of the three is missing."""
-        if self.exposure_time is None or self.iso is None or self.f_number is None:
-            return None
-        return math.log2(self.f_number**2 / self.exposure_time) - math.log2(self.iso / 100.0)
-
-    def as_dict(self) -> dict[str, float | str | None]:
-        """The fields plus ``ev100``, as a plain dict."""
-        return {**asdict(self), "ev100": self.ev100}
-
-
-def exposure_offset(meta: PhotoMeta) -> float | None:
-    """How many stops brighter the image is than the meter wanted: ``(Bv + 5) - EV100``.
-
-    Args:
-        meta: the photo's metadata.
-
-    Returns:
-        The offset in stops (0 for a correctly metered scene, positive = overexposed), or None when the
-        brightness or any of exposure time, ISO, f-number is unknown.
-
-    Example:
-        >>> exposure_offset(PhotoMeta(exposure_time=1 / 64, iso=100, f_number=2.0, brightness=3.0))
-        0.0
-    """
-    ev = meta.ev100
-    if ev is None or meta.brightness is None:
-        return None
-    return (meta.brightness + 5.0) - ev
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -338,7 +261,7 @@ def _exif_tags(p: Path) -> dict[str, Any]:
     try:
         with Image.open(p) as im:
             exif = im.getexif()
-            sub = exif.get_ifd(_EXIF_IFD)
+            sub = exif.get_ifd(IFD.Exif)
             # TIFF files may keep Exif tags in IFD0 itself
             raw = {name: exif[tag] for tag, name in {**_IFD0_TAGS, **_EXIF_TAGS}.items() if tag in exif}
             raw.update({name: sub[tag] for tag, name in _EXIF_TAGS.items() if tag in sub})
@@ -388,116 +311,3 @@ def photo_meta(image_path: str | os.PathLike[str]) -> PhotoMeta:
     p = Path(image_path)
     side = p.with_name(p.stem + ".json")
     return read_json_meta(side) if side.is_file() else read_exif_meta(p)
-
-
-# ---------------------------------------------------------------------------------------------- writing
-
-_ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL = 2, 3, 4, 5, 7, 10
-
-
-def _rational(x: float, field: str) -> tuple[int, int]:
-    if not math.isfinite(x):
-        raise ValueError(f"{field} must be finite, got {x}")
-    limit = max(1, min(1_000_000, (2**31 - 1) // (int(abs(x)) + 1)))
-    f = Fraction(x).limit_denominator(limit)
-    if abs(f.numerator) > 2**31 - 1:
-        raise ValueError(f"{field} {x} does not fit in an EXIF rational")
-    return f.numerator, f.denominator
-
-
-def _entry(typ: int, value: Any) -> tuple[int, int, bytes]:
-    """(type, count, payload) of one big-endian TIFF entry."""
-    if typ == _ASCII:
-        data = value.encode("ascii", "replace") + b"\x00"
-        return typ, len(data), data
-    if typ == _UNDEFINED:
-        return typ, len(value), value
-    if typ == _SHORT:
-        return typ, 1, struct.pack(">H", value)
-    if typ == _LONG:
-        return typ, 1, struct.pack(">I", value)
-    num, den = value
-    if typ == _SRATIONAL and num == -1 and den == 1:
-        num, den = -2, 2  # -1/1 is the "unknown" marker of BrightnessValue
-    return typ, 1, struct.pack(">ii" if typ == _SRATIONAL else ">II", num, den)
-
-
-def _ifd(entries: dict[int, tuple[int, int, bytes]], offset: int, next_ifd: int = 0) -> bytes:
-    """A TIFF IFD placed at ``offset`` (from the TIFF header), with its out-of-line values after it."""
-    head = struct.pack(">H", len(entries))
-    data = b""
-    data_at = offset + 2 + 12 * len(entries) + 4
-    for tag in sorted(entries):
-        typ, count, payload = entries[tag]
-        if len(payload) <= 4:
-            head += struct.pack(">HHI", tag, typ, count) + payload.ljust(4, b"\x00")
-        else:
-            head += struct.pack(">HHII", tag, typ, count, data_at + len(data))
-            data += payload + (b"\x00" if len(payload) % 2 else b"")
-    return head + struct.pack(">I", next_ifd) + data
-
-
-def exif_bytes(
-    meta: PhotoMeta, *, make: str | None = None, model: str | None = None, software: str = "tinct"
-) -> bytes:
-    """An EXIF block holding ``meta``, for ``PIL.Image.save(path, exif=...)`` (JPEG, PNG, WebP, TIFF).
-
-    IFD0 holds Make, Model and Software; the Exif IFD holds ExposureTime and FNumber (RATIONAL),
-    PhotographicSensitivity (0x8827, SHORT; above 65534 it holds 65535 and the value goes to ISOSpeed),
-    BrightnessValue (SRATIONAL, APEX), ShutterSpeedValue (SRATIONAL, APEX ``Tv = -log2 t``) and
-    ApertureValue (RATIONAL, APEX ``Av = 2 log2 N``). Fields that are None are left out. Rationals are
-    ``Fraction(x).limit_denominator(...)`` with denominators up to 10**6, so 1/60 s is stored as 1/60.
-
-    Args:
-        meta: the values to write.
-        make: the Make tag (default: none).
-        model: the Model tag (default: ``meta.camera`` when ``make`` is None too).
-        software: the Software tag.
-
-    Returns:
-        ``b"Exif\\0\\0"`` followed by a big-endian TIFF structure.
-
-    Raises:
-        ValueError: an exposure time, ISO or f-number that is not positive and finite.
-
-    Example:
-        >>> import io
-        >>> from PIL import Image
-        >>> buf = io.BytesIO()
-        >>> meta = PhotoMeta(exposure_time=1 / 60, iso=400, f_number=2.8, brightness=-1.25)
-        >>> Image.new("RGB", (8, 8)).save(buf, "JPEG", exif=exif_bytes(meta, make="Canon", model="EOS R5"))
-        >>> exif = Image.open(buf).getexif().get_ifd(0x8769)
-        >>> exposure = exif[0x829A]
-        >>> (exposure.numerator, exposure.denominator), float(exif[0x829D]), exif[0x8827], float(exif[0x9203])
-        ((1, 60), 2.8, 400, -1.25)
-    """
-    for name in ("exposure_time", "iso", "f_number"):
-        value = getattr(meta, name)
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive finite number, got {value}")
-    if make is None and model is None:
-        model = meta.camera
-    ifd0: dict[int, tuple[int, int, bytes]] = {}
-    for tag, text in ((0x010F, make), (0x0110, model), (0x0131, software)):
-        if text:
-            ifd0[tag] = _entry(_ASCII, text)
-    sub: dict[int, tuple[int, int, bytes]] = {0x9000: _entry(_UNDEFINED, b"0232")}
-    if meta.exposure_time is not None:
-        sub[0x829A] = _entry(_RATIONAL, _rational(meta.exposure_time, "exposure_time"))
-        sub[0x9201] = _entry(_SRATIONAL, _rational(-math.log2(meta.exposure_time), "ShutterSpeedValue"))
-    if meta.f_number is not None:
-        sub[0x829D] = _entry(_RATIONAL, _rational(meta.f_number, "f_number"))
-        sub[0x9202] = _entry(_RATIONAL, _rational(2.0 * math.log2(meta.f_number), "ApertureValue"))
-    if meta.iso is not None:
-        iso = max(1, round(meta.iso))
-        sub[0x8827] = _entry(_SHORT, min(iso, 65535))
-        if iso >= 65535:
-            sub[0x8830] = _entry(_SHORT, 3)  # SensitivityType: ISO speed
-            sub[0x8833] = _entry(_LONG, min(iso, 2**32 - 1))
-    if meta.brightness is not None:
-        sub[0x9203] = _entry(_SRATIONAL, _rational(meta.brightness, "brightness"))
-    ifd0[_EXIF_IFD] = (_LONG, 1, b"\x00\x00\x00\x00")  # placeholder, same size as the real pointer
-    first = _ifd(ifd0, 8)
-    ifd0[_EXIF_IFD] = _entry(_LONG, 8 + len(first))
-    first = _ifd(ifd0, 8)
-    return b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + first + _ifd(sub, 8 + len(first))
