@@ -251,7 +251,7 @@ def _meta_column(df: pd.DataFrame, col: str, csv: Path, names: list[str]) -> np.
 
 def _image_meta(path: Path, *, need_meta: bool, check: bool) -> PhotoMeta | None:
     """Open ``path`` (header only) when ``check`` or its EXIF is needed; the metadata when ``need_meta``."""
-    from tinct.io.exif import _exif_tags
+    from tinct.io.exif import exif_tags
 
     side = path.with_name(path.stem + ".json")
     has_json = need_meta and side.is_file()
@@ -263,7 +263,7 @@ def _image_meta(path: Path, *, need_meta: bool, check: bool) -> PhotoMeta | None
             except Exception as err:  # numpy raises several types for corrupt files
                 raise DataError(f"{path}: cannot read as a .npy array ({err})") from err
         else:
-            tags = _exif_tags(path)
+            tags = exif_tags(path)
     if not need_meta:
         return None
     return read_json_meta(side) if has_json else normalize_meta(tags, str(path))

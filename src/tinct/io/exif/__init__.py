@@ -3,7 +3,7 @@
 from tinct.io.exif.meta import PhotoMeta, exposure_offset
 from tinct.io.exif.read import (
     BRIGHTNESS_RANGE,
-    _exif_tags,  # noqa: F401  (private; tinct.patch reads raw tags with it)
+    exif_tags,
     normalize_meta,
     photo_meta,
     read_exif_meta,
@@ -15,6 +15,7 @@ __all__ = [
     "BRIGHTNESS_RANGE",
     "PhotoMeta",
     "exif_bytes",
+    "exif_tags",
     "exposure_offset",
     "normalize_meta",
     "photo_meta",

@@ -49,7 +49,14 @@ from PIL.ExifTags import IFD, Base
 from tinct.core.exceptions import DataError
 from tinct.io.exif.meta import PhotoMeta
 
-__all__ = ["BRIGHTNESS_RANGE", "normalize_meta", "photo_meta", "read_exif_meta", "read_json_meta"]
+__all__ = [
+    "BRIGHTNESS_RANGE",
+    "exif_tags",
+    "normalize_meta",
+    "photo_meta",
+    "read_exif_meta",
+    "read_json_meta",
+]
 
 BRIGHTNESS_RANGE = (-20.0, 30.0)
 
@@ -248,11 +255,11 @@ def read_exif_meta(path: str | os.PathLike[str]) -> PhotoMeta:
         DataError: the file is missing or Pillow cannot read it (named), or a value is invalid.
     """
     p = Path(path)
-    raw = _exif_tags(p)
+    raw = exif_tags(p)
     return normalize_meta(raw, str(p))
 
 
-def _exif_tags(p: Path) -> dict[str, Any]:
+def exif_tags(p: Path) -> dict[str, Any]:
     """Tag name -> raw value of the EXIF tags tinct reads; DataError naming ``p`` when unreadable."""
     from PIL import Image
 
