@@ -6,14 +6,9 @@ import torch
 from torch.testing import assert_close
 
 from tinct.core.exceptions import ConfigError, ShapeError, UnknownNameError
-from tinct.patch.networks import (
-    FUSIONS,
-    HashedNgramEmbedding,
-    MetadataEncoder,
-    PatchColorNet,
-    create_fusion,
-    ngram_ids,
-)
+from tinct.patch.fusion import FUSIONS, create_fusion
+from tinct.patch.metadata import HashedNgramEmbedding, MetadataEncoder, ngram_ids
+from tinct.patch.networks import PatchColorNet
 
 NUM_CAMERAS = 3
 DEVICES = ["Canon EOS 5D Mark II", None, "iPhone 12 Pro", ""]

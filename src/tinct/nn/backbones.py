@@ -3,7 +3,8 @@
 Every backbone is an ``nn.Module`` with ``forward_features(x) -> (B, C, h, w)`` and an attribute
 ``num_features = C`` (timm's split of features and head), so heads can be swapped and features probed.
 torchvision architectures are built with random initialisation; ImageNet (or any) weights are loaded only
-from a local file the user names (:func:`load_weights`): tinct never downloads.
+from a local file the user names (:func:`load_weights`): tinct never downloads. Any timm model becomes a
+backbone through :func:`timm_backbone` (timm is optional).
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ import torch
 from pydantic import AfterValidator
 from torch import Tensor, nn
 
-from tinct.core.exceptions import DataError
+from tinct.core.exceptions import ConfigError, DataError
 from tinct.core.registry import Registry
 
-__all__ = ["BACKBONES", "Backbone", "BackboneName", "SmallCNN", "create_backbone", "load_weights"]
+__all__ = [
+    "BACKBONES",
+    "Backbone",
+    "BackboneName",
+    "SmallCNN",
+    "TimmBackbone",
+    "create_backbone",
+    "load_weights",
+    "timm_backbone",
+]
 
 BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone")
 
@@ -219,3 +229,35 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
         raise DataError(f"{path}: missing {len(missing)} tensors, e.g. {missing[:3]}")
     model.load_state_dict(matched, strict=False)
     return sorted(set(state) - used)
+
+
+class TimmBackbone(nn.Module):
+    """A timm model as a tinct backbone: ``forward_features`` always returns ``(B, C, h, w)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.num_features = int(model.num_features)  # type: ignore[arg-type]
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        f = self.model.forward_features(x)  # type: ignore[operator]
+        if f.ndim == 3:  # transformer tokens (B, N, C) -> a 1 x N map
+            return f.transpose(1, 2).unsqueeze(2)
+        if f.shape[1] != self.num_features and f.shape[-1] == self.num_features:  # channels-last (Swin)
+            return f.permute(0, 3, 1, 2)
+        return f
+
+
+def timm_backbone(name: str, weights: str | None = None) -> TimmBackbone:
+    """The timm model ``name`` (without its classifier and pooling) as a backbone, random initialisation or
+    the local state dict ``weights``; timm is optional, so its absence is a :class:`ConfigError`."""
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError(
+            f"backbone {'timm/' + name!r} needs timm, which is not installed (pip install timm)"
+        ) from None
+    model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+    if weights:
+        load_weights(model, weights)
+    return TimmBackbone(model)
