@@ -27,7 +27,7 @@ from tinct.core.exceptions import ConfigError, ShapeError, UnknownNameError
 from tinct.engine import RunDir, load_config, train
 from tinct.engine.config import config_from_dict
 from tinct.engine.task import TASKS
-from tinct.nn.backbones import load_weights
+from tinct.nn.weights import load_weights
 from tinct.spectral.locus import sample_illuminants
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "constancy" / "contrastive_pretrain.yaml"
