@@ -13,17 +13,17 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-import tinct.color.difference as difference
+import tinct.color.difference.ciede2000 as difference
 from tinct.color.difference import (
     DELTA_E_METHODS,
     DeltaE,
     DeltaELoss,
-    _ciede2000_intermediates,
     delta_e,
     delta_e_cie76,
     delta_e_cie94,
     delta_e_ciede2000,
 )
+from tinct.color.difference.ciede2000 import _ciede2000_intermediates
 from tinct.core.exceptions import ShapeError, TypeCheckError, UnknownNameError
 
 METHODS = ("cie76", "cie94", "ciede2000")

@@ -1,55 +1,33 @@
-"""Colour differences in CIELAB, usable as losses: CIE 1976, CIE 1994 and CIEDE2000.
-
-Every formula is differentiable with finite gradients everywhere, including the points where the published
-formulas have square roots or angles at 0: identical colours, achromatic colours (a* = b* = 0) and, for
-CIEDE2000, hues exactly 180 degrees apart. Method families follow colour-science: a mapping
-:data:`DELTA_E_METHODS` and a dispatcher :func:`delta_e` that validates the name.
+"""CIEDE2000 colour difference, and the chunked no-grad evaluation that it and CIE 1994 run through.
 
 CIEDE2000 is computed without hue angles where the formula allows it (see :func:`delta_e_ciede2000`): the
 mean hue, the hue difference and the four cosines of the hue weighting function come from the (a', b)
 vectors of the two colours through exact vector and multiple-angle identities, which leaves one ``atan2``,
-one ``exp`` and one ``sin`` per pair. When no gradient is recorded the formula overwrites its own dead
-temporaries, and on the CPU long inputs go through it in cache-sized chunks (it has about a hundred
-elementwise steps, each a pass over memory for whole arrays); the operations, and so the values, are the
-same with and without autograd.
+one ``exp`` and one ``sin`` per pair. Gradients are finite everywhere, including identical colours,
+achromatic colours (a* = b* = 0) and hues exactly 180 degrees apart. When no gradient is recorded the
+formula overwrites its own dead temporaries, and on the CPU long inputs go through it in cache-sized chunks
+(:func:`_map_pairs`; it has about a hundred elementwise steps, each a pass over memory for whole arrays);
+the operations, and so the values, are the same with and without autograd.
 
 References:
-    CIE 015:2018, Colorimetry, 4th edition, section 8.3.
-    CIE 116-1995, Industrial colour-difference evaluation.
-    CIE 142-2001, Improvement to industrial colour-difference evaluation.
     G. Sharma, W. Wu, E. N. Dalal, "The CIEDE2000 color-difference formula: implementation notes,
     supplementary test data, and mathematical observations", Color Res. Appl. 30(1), 21-30, 2005.
+    CIE 142-2001, Improvement to industrial colour-difference evaluation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from tinct.color._math import safe_sqrt
-from tinct.core.checks import check_channel_dim, check_choice, check_positive, check_same_shape
+from tinct.color.difference._ops import _affine, _check_pair, _fresh, _horner, _needs_grad, _reuse, _sqrt
+from tinct.core.checks import check_positive
 
-__all__ = [
-    "CIE94_APPLICATIONS",
-    "DELTA_E_METHODS",
-    "DeltaE",
-    "DeltaELoss",
-    "delta_e",
-    "delta_e_cie76",
-    "delta_e_cie94",
-    "delta_e_ciede2000",
-]
-
-#: Parametric factors of CIE 1994 per application: ``(kL, K1, K2)`` (CIE 116-1995; colour-science
-#: ``delta_E_CIE1994(textiles=...)``). kC = kH = 1 for both.
-CIE94_APPLICATIONS: Mapping[str, tuple[float, float, float]] = MappingProxyType(
-    {"graphic_arts": (1.0, 0.045, 0.015), "textiles": (2.0, 0.048, 0.014)}
-)
+__all__ = ["delta_e_ciede2000"]
 
 # Size of one temporary in the chunks of the no-grad CPU path: 64K float64 or 128K float32 pixels. Each
 # elementwise step of CIEDE2000 streams its operands through the cache; at this size the working set of the
@@ -88,33 +66,6 @@ def _hue_weight_coefficients() -> tuple[tuple[float, ...], tuple[float, ...]]:
 _T_P, _T_Q = _hue_weight_coefficients()
 
 
-def _sqrt(x: Tensor, inplace: bool = False) -> Tensor:
-    """``sqrt`` of a non-negative tensor with a zero gradient at 0 (:func:`safe_sqrt` when autograd records).
-
-    Without autograd the guard is dead weight: ``torch.sqrt`` gives the same values for ``x >= 0``.
-    """
-    if x.requires_grad:
-        return safe_sqrt(x)
-    return torch.sqrt(x, out=x if inplace else None)
-
-
-# The CIEDE2000 steps name their ``out=`` target as ``out(t)``: ``_reuse`` (t is a temporary that is dead
-# after the step, and no gradient is recorded, so the step may overwrite it) or ``_fresh`` (allocate).
-
-
-def _fresh(t: Tensor) -> None:
-    return None
-
-
-def _reuse(t: Tensor) -> Tensor:
-    return t
-
-
-def _affine(x: Tensor, scale: float, offset: float, out: Tensor | None) -> Tensor:
-    """``offset + scale * x`` in one pass."""
-    return torch.add(torch.full((), offset, dtype=x.dtype, device=x.device), x, alpha=scale, out=out)
-
-
 def _sqrt_ratio7(s: Tensor, inplace: bool) -> Tensor:
     """``sqrt(s^7 / (s^7 + 50^7))``, the factor shared by G and R_C (with s the sum of two chromas)."""
     out = _reuse if inplace else _fresh
@@ -125,27 +76,6 @@ def _sqrt_ratio7(s: Tensor, inplace: bool) -> Tensor:
     ratio = torch.add(s7, _50_POW_7, out=out(s2))
     ratio = torch.div(s7, ratio, out=out(ratio))
     return _sqrt(ratio, inplace)
-
-
-def _horner(x: Tensor, coefficients: tuple[float, ...], inplace: bool) -> Tensor:
-    """The polynomial with ``coefficients`` (highest degree first) at ``x``, one pass per degree."""
-    out = _reuse if inplace else _fresh
-    y = _affine(x, coefficients[0], coefficients[1], None)
-    for coefficient in coefficients[2:]:
-        c = torch.full((), coefficient, dtype=x.dtype, device=x.device)
-        y = torch.addcmul(c, y, x, out=out(y))
-    return y
-
-
-def _needs_grad(*xs: Tensor) -> bool:
-    return torch.is_grad_enabled() and any(x.requires_grad for x in xs)
-
-
-def _check_pair(lab1: Tensor, lab2: Tensor, dim: int) -> int:
-    pos = check_channel_dim(lab1, dim, name="lab1")
-    check_channel_dim(lab2, dim, name="lab2")
-    check_same_shape(lab1, lab2, ("lab1", "lab2"))
-    return pos
 
 
 def _map_pairs(formula: Callable[..., Tensor], lab1: Tensor, lab2: Tensor, pos: int, **kwargs: Any) -> Tensor:
@@ -177,137 +107,6 @@ def _map_pairs(formula: Callable[..., Tensor], lab1: Tensor, lab2: Tensor, pos: 
                 **kwargs,
             )
     return out.reshape(lab1.shape[:pos] + lab1.shape[pos + 1 :])
-
-
-def delta_e_cie76(lab1: Tensor, lab2: Tensor, dim: int = -3) -> Tensor:
-    r"""CIE 1976 colour difference :math:`\Delta E^*_{ab}`, the Euclidean distance in CIELAB.
-
-    Args:
-        lab1: first CIE L*a*b* colour(s).
-        lab2: second CIE L*a*b* colour(s), same shape as ``lab1``.
-        dim: channel axis.
-
-    Returns:
-        :math:`\Delta E^*_{ab}`, the shape of ``lab1`` without the channel axis.
-
-    Shape:
-        - lab1, lab2: :math:`(*, 3, H, W)` (``dim=-3``) or :math:`(*, 3)` (``dim=-1``).
-        - output: :math:`(*, H, W)` or :math:`(*)`.
-
-    Note:
-        Domain L* in [0, 100], a*, b* about [-128, 128] (any real values are accepted); range [0, inf).
-        The gradient at identical colours is 0 (the sub-gradient of a distance), not NaN.
-
-    Example:
-        >>> lab1 = torch.tensor([[50.0, 2.6772, -79.7751]])
-        >>> lab2 = torch.tensor([[50.0, 0.0, -82.7485]])
-        >>> delta_e_cie76(lab1, lab2, dim=-1)
-        tensor([4.0011])
-
-    References:
-        CIE 015:2018, Colorimetry, section 8.3.1.
-    """
-    pos = _check_pair(lab1, lab2, dim)
-    diff = lab1 - lab2
-    return _sqrt((diff * diff).sum(pos))
-
-
-def _cie94(
-    L1: Tensor,
-    a1: Tensor,
-    b1: Tensor,
-    L2: Tensor,
-    a2: Tensor,
-    b2: Tensor,
-    kL: float,
-    kC: float,
-    kH: float,
-    K1: float,
-    K2: float,
-    inplace: bool = False,
-) -> Tensor:
-    c1 = _sqrt(a1 * a1 + b1 * b1, inplace)
-    c2 = _sqrt(a2 * a2 + b2 * b2, inplace)
-    dl = (L1 - L2) / kL
-    dc = c1 - c2
-    da = a1 - a2
-    db = b1 - b2
-    # dH^2 = da^2 + db^2 - dC^2 >= 0 up to rounding; colour-science takes dH = 0 where it is not > 0.
-    dh2 = torch.clamp(da * da + db * db - dc * dc, min=0)
-    sc = kC * (1 + K1 * c1)
-    sh = kH * (1 + K2 * c1)
-    ct = dc / sc
-    return _sqrt(dl * dl + ct * ct + dh2 / (sh * sh), inplace)
-
-
-def delta_e_cie94(
-    lab1: Tensor,
-    lab2: Tensor,
-    dim: int = -3,
-    application: str = "graphic_arts",
-    kL: float | None = None,
-    kC: float = 1.0,
-    kH: float = 1.0,
-    K1: float | None = None,
-    K2: float | None = None,
-) -> Tensor:
-    r"""CIE 1994 colour difference :math:`\Delta E^*_{94}`; ``lab1`` is the reference colour.
-
-    .. math::
-        \Delta E^*_{94} = \sqrt{\left(\frac{\Delta L^*}{k_L}\right)^2
-        + \left(\frac{\Delta C^*_{ab}}{k_C S_C}\right)^2 + \left(\frac{\Delta H^*_{ab}}{k_H S_H}\right)^2},
-        \quad S_C = 1 + K_1 C^*_1, \quad S_H = 1 + K_2 C^*_1.
-
-    Args:
-        lab1: reference CIE L*a*b* colour(s); its chroma :math:`C^*_1` sets the weights.
-        lab2: sample CIE L*a*b* colour(s), same shape as ``lab1``.
-        dim: channel axis.
-        application: ``"graphic_arts"`` (kL = 1, K1 = 0.045, K2 = 0.015) or ``"textiles"`` (kL = 2,
-            K1 = 0.048, K2 = 0.014); see :data:`CIE94_APPLICATIONS`.
-        kL: lightness factor; ``None`` takes the application's.
-        kC: chroma factor.
-        kH: hue factor.
-        K1: chroma weighting constant; ``None`` takes the application's.
-        K2: hue weighting constant; ``None`` takes the application's.
-
-    Returns:
-        :math:`\Delta E^*_{94}`, the shape of ``lab1`` without the channel axis.
-
-    Raises:
-        UnknownNameError: ``application`` is not a key of :data:`CIE94_APPLICATIONS`.
-        ValueError: a factor is not positive.
-
-    Shape:
-        - lab1, lab2: :math:`(*, 3, H, W)` (``dim=-3``) or :math:`(*, 3)` (``dim=-1``).
-        - output: :math:`(*, H, W)` or :math:`(*)`.
-
-    Note:
-        Domain L* in [0, 100], a*, b* about [-128, 128]; range [0, inf). The formula is not symmetric:
-        ``delta_e_cie94(a, b) != delta_e_cie94(b, a)`` in general, as in the standard and colour-science.
-        :math:`\Delta H^{*2}_{ab} = \Delta a^{*2} + \Delta b^{*2} - \Delta C^{*2}_{ab}` is taken as 0 where
-        rounding makes it negative, as colour-science does. Agrees with colour-science 0.4.7
-        ``delta_E(a, b, method="CIE 1994", textiles=...)``.
-
-    Example:
-        >>> lab1 = torch.tensor([[50.0, 2.6772, -79.7751]])
-        >>> lab2 = torch.tensor([[50.0, 0.0, -82.7485]])
-        >>> delta_e_cie94(lab1, lab2, dim=-1)
-        tensor([1.3950])
-
-    References:
-        CIE 116-1995, Industrial colour-difference evaluation.
-    """
-    pos = _check_pair(lab1, lab2, dim)
-    check_choice(application, CIE94_APPLICATIONS, "CIE 1994 application")
-    default_kL, default_K1, default_K2 = CIE94_APPLICATIONS[application]
-    kL = default_kL if kL is None else kL
-    K1 = default_K1 if K1 is None else K1
-    K2 = default_K2 if K2 is None else K2
-    for value, name in ((kL, "kL"), (kC, "kC"), (kH, "kH")):
-        check_positive(value, name)
-    for value, name in ((K1, "K1"), (K2, "K2")):
-        check_positive(value, name, allow_zero=True)
-    return _map_pairs(_cie94, lab1, lab2, pos, kL=kL, kC=kC, kH=kH, K1=K1, K2=K2)
 
 
 def _ciede2000(
@@ -530,135 +329,3 @@ def _ciede2000_intermediates(lab1: Tensor, lab2: Tensor, dim: int = -1) -> dict[
         ap, b = record[f"ap{i}"], (lab1 if i == 1 else lab2).unbind(pos)[2]
         record[f"hp{i}"] = torch.rad2deg(torch.atan2(b, ap)) % 360
     return record
-
-
-#: CIELAB colour-difference methods by name; colour-science's names are accepted as aliases.
-DELTA_E_METHODS: Mapping[str, Callable[..., Tensor]] = MappingProxyType(
-    {
-        "cie76": delta_e_cie76,
-        "cie94": delta_e_cie94,
-        "ciede2000": delta_e_ciede2000,
-        "CIE 1976": delta_e_cie76,
-        "CIE 1994": delta_e_cie94,
-        "CIE 2000": delta_e_ciede2000,
-    }
-)
-
-
-def delta_e(lab1: Tensor, lab2: Tensor, method: str = "ciede2000", dim: int = -3, **kwargs: Any) -> Tensor:
-    r"""Colour difference between CIE L*a*b* colours by the method named ``method``.
-
-    Args:
-        lab1: first (reference, for ``"cie94"``) CIE L*a*b* colour(s).
-        lab2: second CIE L*a*b* colour(s), same shape as ``lab1``.
-        method: a key of :data:`DELTA_E_METHODS`: ``"cie76"``, ``"cie94"``, ``"ciede2000"`` or
-            colour-science's ``"CIE 1976"``, ``"CIE 1994"``, ``"CIE 2000"``.
-        dim: channel axis.
-        **kwargs: keyword arguments of the method (``kL``, ``kC``, ``kH``; ``application``, ``K1``, ``K2``
-            for ``"cie94"``).
-
-    Returns:
-        The colour difference, the shape of ``lab1`` without the channel axis.
-
-    Raises:
-        UnknownNameError: ``method`` is not a key of :data:`DELTA_E_METHODS`; the message lists them.
-
-    Shape:
-        - lab1, lab2: :math:`(*, 3, H, W)` (``dim=-3``) or :math:`(*, 3)` (``dim=-1``).
-        - output: :math:`(*, H, W)` or :math:`(*)`.
-
-    Note:
-        Domain L* in [0, 100], a*, b* about [-128, 128]; range [0, inf).
-
-    Example:
-        >>> lab1 = torch.tensor([[50.0, 2.6772, -79.7751]])
-        >>> lab2 = torch.tensor([[50.0, 0.0, -82.7485]])
-        >>> delta_e(lab1, lab2, "CIE 1976", dim=-1)
-        tensor([4.0011])
-
-    References:
-        colour-science 0.4.7, ``colour.difference.delta_E`` (the dispatcher this mirrors).
-    """
-    check_choice(method, DELTA_E_METHODS, "delta E method")
-    return DELTA_E_METHODS[method](lab1, lab2, dim=dim, **kwargs)
-
-
-class DeltaE(nn.Module):
-    """Module twin of :func:`delta_e`.
-
-    Args:
-        method: a key of :data:`DELTA_E_METHODS`.
-        dim: channel axis.
-        **kwargs: keyword arguments of the method.
-
-    Shape:
-        - lab1, lab2: :math:`(*, 3, H, W)` (``dim=-3``) or :math:`(*, 3)` (``dim=-1``).
-        - output: :math:`(*, H, W)` or :math:`(*)`.
-
-    Example:
-        >>> DeltaE("cie76", dim=-1)(torch.zeros(2, 3), torch.ones(2, 3))
-        tensor([1.7321, 1.7321])
-    """
-
-    def __init__(self, method: str = "ciede2000", dim: int = -3, **kwargs: Any) -> None:
-        super().__init__()
-        self.method = check_choice(method, DELTA_E_METHODS, "delta E method")
-        self.dim = dim
-        self.kwargs = kwargs
-
-    def forward(self, lab1: Tensor, lab2: Tensor) -> Tensor:
-        return delta_e(lab1, lab2, self.method, self.dim, **self.kwargs)
-
-    def extra_repr(self) -> str:
-        extra = "".join(f", {key}={value!r}" for key, value in self.kwargs.items())
-        return f"method={self.method!r}, dim={self.dim}{extra}"
-
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-class DeltaELoss(nn.Module):
-    """Colour-difference loss: :func:`delta_e` between prediction and target, reduced.
-
-    The target is passed as the reference colour (``lab1``), which only matters for the asymmetric
-    ``"cie94"``, whose weights then come from the target's chroma as the standard intends.
-
-    Args:
-        method: a key of :data:`DELTA_E_METHODS`.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per-pixel differences).
-        dim: channel axis.
-        **kwargs: keyword arguments of the method.
-
-    Raises:
-        UnknownNameError: unknown ``method`` or ``reduction``; the message lists the valid ones.
-
-    Shape:
-        - input, target: :math:`(*, 3, H, W)` (``dim=-3``) or :math:`(*, 3)` (``dim=-1``), CIE L*a*b*.
-        - output: scalar, or :math:`(*, H, W)` / :math:`(*)` with ``reduction="none"``.
-
-    Example:
-        >>> loss = DeltaELoss("cie76", dim=-1)
-        >>> loss(torch.zeros(2, 3), torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 1.0]]))
-        tensor(3.)
-    """
-
-    def __init__(
-        self, method: str = "ciede2000", reduction: str = "mean", dim: int = -3, **kwargs: Any
-    ) -> None:
-        super().__init__()
-        self.method = check_choice(method, DELTA_E_METHODS, "delta E method")
-        self.reduction = check_choice(reduction, _REDUCTIONS, "reduction")
-        self.dim = dim
-        self.kwargs = kwargs
-
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        difference = delta_e(target, input, self.method, self.dim, **self.kwargs)
-        if self.reduction == "mean":
-            return difference.mean()
-        if self.reduction == "sum":
-            return difference.sum()
-        return difference
-
-    def extra_repr(self) -> str:
-        extra = "".join(f", {key}={value!r}" for key, value in self.kwargs.items())
-        return f"method={self.method!r}, reduction={self.reduction!r}, dim={self.dim}{extra}"
