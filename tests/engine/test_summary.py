@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -196,12 +197,50 @@ def test_unreadable_file_is_named(tree: Path, bad: str) -> None:
         summarize_runs(tree)
 
 
-def test_monitors_agree_with_the_task_registry() -> None:
-    from tinct.engine.summary import _KNOWN_MONITORS
+def test_every_task_declares_a_monitor_its_table_shows() -> None:
+    from tinct.engine.summary import task_monitor
     from tinct.engine.task import TASKS
 
+    assert TASKS.names()
     for name in TASKS.names():
-        assert _KNOWN_MONITORS[name] == (TASKS.get(name).monitor, TASKS.get(name).monitor_mode)
+        cls = TASKS.get(name)
+        assert cls.monitor.startswith("val/") and cls.monitor_mode in {"min", "max"}, name
+        assert task_monitor(name) == (cls.monitor, cls.monitor_mode)
+        table = cls.report_table
+        if table is None:
+            continue
+        metrics = [c.metric for c in table.columns]
+        headers = [table.first, "Epochs", *(c.header for c in table.columns)]
+        assert metrics and len(set(headers)) == len(headers), name
+        assert not any(m.startswith(("val/", "test/")) for m in metrics), name
+        assert cls.monitor.removeprefix("val/") in metrics, (
+            f"{name}: the table is sorted by a metric it hides"
+        )
+    assert task_monitor("not_installed") == task_monitor(None) == ("val/loss", "min")
+
+
+def _tiny_run_of(task: str, tmp_path: Path) -> dict[str, Any]:
+    """The metrics of the first shipped config of ``task`` trained with the tiny budget of its test."""
+    from test_shipped_configs import CONFIGS, _tiny  # the shipped configs' tiny overrides (tests/engine)
+
+    from tinct.engine import load_config, train
+
+    for path in CONFIGS:
+        raw = yaml.safe_load(path.read_text())
+        if raw["task"] == task:
+            return train(load_config(path, _tiny(raw, tmp_path)), verbose=False)
+    pytest.skip(f"no shipped config of task {task!r}")
+
+
+@pytest.mark.parametrize("task", sorted(ep.name for ep in entry_points(group="tinct.tasks")))
+def test_tasks_log_their_monitor_and_table_metrics(task: str, tmp_path: Path) -> None:
+    from tinct.engine.task import TASKS
+
+    cls = TASKS.get(task)
+    metrics = _tiny_run_of(task, tmp_path)
+    assert cls.monitor in metrics
+    for column in cls.report_table.columns if cls.report_table else ():
+        assert {f"val/{column.metric}", f"test/{column.metric}"} <= set(metrics), column
 
 
 def _is_png(path: Path) -> bool:

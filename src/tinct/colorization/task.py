@@ -30,7 +30,7 @@ from torch import Tensor
 from tinct.colorization.networks import Colorizer
 from tinct.core.config import ExperimentConfig, StrictModel
 from tinct.core.exceptions import DataError
-from tinct.engine.task import TASKS, SplitDataModule, Task
+from tinct.engine.task import TASKS, ReportColumn, ReportTable, SplitDataModule, Task
 
 __all__ = [
     "ColorizationConfig",
@@ -198,6 +198,16 @@ class ColorizationTask(Task):
     monitor = "val/auc_rebalanced"
     monitor_mode = "max"
     error_name = "ab_error"
+    report_table = ReportTable(
+        "Colorization table",
+        (
+            ReportColumn("AuC raw", "auc_raw", 100.0),
+            ReportColumn("AuC rebalanced", "auc_rebalanced", 100.0),
+            ReportColumn("PSNR", "psnr"),
+            ReportColumn("Colourfulness", "colorfulness"),
+        ),
+        note="AuC in %, PSNR in dB",
+    )
 
     prior: Tensor
     class_weights: Tensor

@@ -38,7 +38,7 @@ from tinct.constancy.task import IlluminantDataConfig, IlluminantDataModule, bui
 from tinct.constancy.transforms import relight
 from tinct.core.checks import check_choice, check_shape
 from tinct.core.config import ExperimentConfig, StrictModel
-from tinct.engine.task import TASKS, Task
+from tinct.engine.task import TASKS, ReportColumn, ReportTable, Task
 from tinct.nn.backbones import BackboneName
 from tinct.nn.heads import PooledRegressionHead
 
@@ -379,6 +379,16 @@ class IlluminantEmbeddingTask(Task):
     monitor = "val/loss"
     monitor_mode = "min"
     error_name = "gap"
+    report_table = ReportTable(
+        "Embedding table",
+        (
+            ReportColumn("Loss", "loss"),
+            ReportColumn("Accuracy", "accuracy", 100.0),
+            ReportColumn("Gap mean", "gap_mean"),
+            ReportColumn("Gap median", "gap_median"),
+        ),
+        note="accuracy: % of anchors nearer their positive than every negative; gap: d(a, p) - min d(a, n)",
+    )
 
     def __init__(self, cfg: IlluminantEmbeddingConfig) -> None:
         super().__init__(cfg)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from tinct.core.config import ExperimentConfig, StrictModel
 from tinct.core.exceptions import ConfigError, DataError, RunDirError
-from tinct.engine.task import TASKS, SplitDataModule, Task
+from tinct.engine.task import TASKS, ReportColumn, ReportTable, SplitDataModule, Task
 from tinct.nn.backbones import BackboneName, create_backbone
 from tinct.nn.heads import ConfidencePoolingHead, PooledRegressionHead
 
@@ -320,6 +320,15 @@ class IlluminantTask(Task):
     monitor = "val/angular_mean"
     monitor_mode = "min"
     error_name = "angular"
+    report_table = ReportTable(
+        "Constancy table",
+        tuple(
+            ReportColumn(s.capitalize(), f"angular_{s}")
+            for s in ("mean", "median", "trimean", "worst25", "best25")
+        ),
+        first="Type",
+        note="angular error in degrees",
+    )
 
     def __init__(self, cfg: IlluminantConfig) -> None:
         super().__init__(cfg)

@@ -15,7 +15,8 @@ ROOT/                      a run, a study, a sweep or any tree of them
 started``; for sweep trials ``sweep, trial, trial_state`` and ``param:<axis>``; the config values that differ
 between runs as dotted keys (``model.backbone``); then every ``val/*`` and ``test/*`` metric.
 :func:`tinct.engine.results_plots.plot_results` draws the figures of such a table, or of a sweep's
-``results.csv``.
+``results.csv``. A run's main metric is its task's ``monitor`` (:func:`task_class`: the task registry, which
+imports the module of each task it is asked about).
 """
 
 from __future__ import annotations
@@ -23,17 +24,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tinct.core.exceptions import RunDirError, UnknownNameError
+from tinct.core.exceptions import RunDirError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from tinct.engine.task import Task
 
 __all__ = [
     "BASE_COLUMNS",
@@ -47,6 +49,7 @@ __all__ = [
     "read_yaml",
     "run_tasks",
     "summarize_runs",
+    "task_class",
     "task_monitor",
 ]
 
@@ -69,15 +72,6 @@ NOT_AXES = frozenset(
         "key",
     }
 )
-# Main validation metric (monitor, mode) per task, so that a summary need not import the task registry
-# (Lightning: seconds). The registered tasks are checked against it in the tests; ``patch`` is not
-# registered yet.
-_KNOWN_MONITORS: dict[str, tuple[str, str]] = {
-    "illuminant": ("val/angular_mean", "min"),
-    "illuminant_embedding": ("val/loss", "min"),
-    "colorization": ("val/auc_rebalanced", "max"),
-    "patch": ("val/de00_mean", "min"),
-}
 _HIGHER_IS_BETTER = ("auc", "psnr", "ssim", "colorfulness", "accuracy", "share_below")
 
 try:
@@ -277,18 +271,19 @@ def summarize_runs(root: str | os.PathLike[str], out: str | os.PathLike[str] | N
 # -- main metric ----------------------------------------------------------------------------------------
 
 
+def task_class(task: Any) -> type[Task]:
+    """The class registered as ``task`` in :data:`tinct.engine.task.TASKS` (importing only its module), or
+    the base :class:`~tinct.engine.task.Task` (monitor ``("val/loss", "min")``, no ``report_table``: the
+    report's generic table) for a name that is not installed or a missing task."""
+    from tinct.engine.task import TASKS, Task
+
+    # ``in`` imports that one entry point; a failed get() would import every task to list the names
+    return TASKS.get(task) if isinstance(task, str) and task in TASKS else Task
+
+
 def task_monitor(task: Any) -> tuple[str, str]:
     """(main validation metric, ``"min"`` or ``"max"``) of a task; ``("val/loss", "min")`` when unknown."""
-    if not isinstance(task, str):
-        return "val/loss", "min"
-    if task in _KNOWN_MONITORS and "tinct.engine.task" not in sys.modules:
-        return _KNOWN_MONITORS[task]
-    from tinct.engine.task import TASKS
-
-    try:
-        cls = TASKS.get(task)
-    except UnknownNameError:
-        return _KNOWN_MONITORS.get(task, ("val/loss", "min"))
+    cls = task_class(task)
     return cls.monitor, cls.monitor_mode
 
 
@@ -311,8 +306,10 @@ def default_metric(df: pd.DataFrame, metric_cols: Sequence[str]) -> str:
     tasks = run_tasks(df)
     if tasks:
         candidates = [task_monitor(t)[0] for t in tasks]
-    else:  # a sweep's results.csv names no task: try the monitors tinct knows, generic val/loss last
-        known = [m for m, _ in _KNOWN_MONITORS.values()]
+    else:  # a sweep's results.csv names no task: try the monitors of every task, generic val/loss last
+        from tinct.engine.task import TASKS
+
+        known = dict.fromkeys(TASKS.get(name).monitor for name in TASKS.names())
         candidates = [m for m in known if m != "val/loss"] + ["val/loss"]
     has_data = [c for c in metric_cols if df[c].notna().any()]
     for c in [*candidates, *(c for c in has_data if c.startswith("val/")), *has_data, *metric_cols]:

@@ -12,6 +12,7 @@ import abc
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +24,7 @@ from tinct.core.config import ExperimentConfig, OptimConfig
 from tinct.core.registry import Registry
 from tinct.engine.statistics import error_statistics
 
-__all__ = ["TASKS", "SplitDataModule", "Task", "build_scheduler"]
+__all__ = ["TASKS", "ReportColumn", "ReportTable", "SplitDataModule", "Task", "build_scheduler"]
 
 # Filled by the domain packages: the ``tinct.tasks`` entry points of pyproject.toml name the module of each
 # task, imported the first time its name is looked up (the engine itself imports no domain).
@@ -104,18 +105,59 @@ class SplitDataModule(L.LightningDataModule):
         return self._loader(self.test_set, False)
 
 
+@dataclass(frozen=True)
+class ReportColumn:
+    """A number column of a :class:`ReportTable`: ``header`` over a run's ``<split>/<metric>`` times ``scale``."""
+
+    header: str
+    metric: str  # without its ``val/`` or ``test/`` prefix
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """The study-style table of a task's runs in ``tinct report`` (:mod:`tinct.engine.report`).
+
+    One row per run that has the task's main metric (``monitor``), best first: ``first`` (the run's name, or
+    its sweep parameters), ``Epochs``, then ``columns``, from the test metrics where the run has them, else
+    from the validation metrics.
+
+    Attributes:
+        title: the table's heading.
+        columns: the number columns.
+        first: header of the first column.
+        note: what the numbers are (units), written above the table.
+        decimals: digits after the point; None: 4 significant digits.
+    """
+
+    title: str
+    columns: tuple[ReportColumn, ...]
+    first: str = "Model"
+    note: str = ""
+    decimals: int | None = 2
+
+
 class Task(L.LightningModule, abc.ABC):
     """Base class of tinct's tasks.
 
-    Subclasses set ``Config`` (their typed config class), ``monitor`` / ``monitor_mode`` (the validation
-    metric that picks the best checkpoint), ``error_name`` (how per-sample errors are called in metric
-    names), and implement :meth:`step`, :meth:`build_datamodule` and :meth:`predict_files`.
+    Subclasses implement :meth:`step`, :meth:`build_datamodule` and :meth:`predict_files`, and set:
+
+    Attributes:
+        Config: their typed config class.
+        monitor: the validation metric that picks the best checkpoint and ranks runs in summaries, sweeps
+            and reports (``val/<name>``, logged by every validation epoch).
+        monitor_mode: ``"min"`` or ``"max"``: whether lower or higher values of ``monitor`` are better.
+        error_name: how per-sample errors are called in metric names (``<stage>/<error_name>_<stat>``).
+        report_table: the table of the task's runs in ``tinct report`` (its metric columns, decimals,
+            note), sorted by ``monitor``; None (the base class, and a run of a task that is not installed):
+            a table of every ``val/`` and ``test/`` metric the runs have.
     """
 
     Config: ClassVar[type[ExperimentConfig]] = ExperimentConfig
     monitor: ClassVar[str] = "val/loss"
     monitor_mode: ClassVar[str] = "min"
     error_name: ClassVar[str] = "error"
+    report_table: ClassVar[ReportTable | None] = None
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__()

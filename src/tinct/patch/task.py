@@ -27,7 +27,7 @@ from torch import Tensor
 
 from tinct.core.config import ExperimentConfig, StrictModel
 from tinct.core.exceptions import DataError
-from tinct.engine.task import TASKS, SplitDataModule, Task
+from tinct.engine.task import TASKS, ReportColumn, ReportTable, SplitDataModule, Task
 
 __all__ = [
     "PatchConfig",
@@ -277,6 +277,16 @@ class PatchTask(Task):
     monitor = "val/de00_mean"
     monitor_mode = "min"
     error_name = "de00"
+    report_table = ReportTable(
+        "Patch table",
+        (
+            ReportColumn("ΔE00 mean", "de00_mean"),
+            ReportColumn("median", "de00_median"),
+            ReportColumn("p90", "de00_p90"),
+            ReportColumn("share < 1", "share_below_1"),
+        ),
+        note="CIEDE2000 colour difference; share < 1: fraction of patches with ΔE00 below 1",
+    )
 
     def __init__(self, cfg: PatchConfig) -> None:
         datamodule = None
