@@ -264,6 +264,39 @@ def test_killing_a_sweep_mid_trial_loses_and_reruns_nothing(tmp_path: Path) -> N
     assert list(epochs) == list(range(30))  # ... which continued from its checkpoint, no epoch twice
 
 
+def test_optuna_heartbeat_fails_a_lost_trial_and_its_retry_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Optuna's heartbeat: a running trial of a lost machine (no heartbeat for --stale-after seconds) is
+    failed by Optuna and queued again by its retry callback; a live trial's heartbeat keeps it running."""
+    import tinct.engine.experiments as experiments
+    from tinct.engine.sweep_store import claim_trial, fail_stale, plan_trials
+
+    path, url = write_sweep(tmp_path, axes={"optim.lr": [0.003]}), f"sqlite:///{tmp_path / 'hb.db'}"
+    spec = load_sweep(path)
+    sw = open_study(spec, url, stale_after=3)
+    assert sw.storage.get_heartbeat_interval() == 1 and sw.storage.grace_period == 3
+    plan_trials(sw, spec.points(), retry_failed=False)
+    lost = claim_trial(sw, {p.key for p in spec.points()}, only_full=False)
+    assert lost is not None
+    sw.storage.set_trial_user_attr(lost, "host", "a-lost-machine")  # claimed with a heartbeat, then silence
+    assert fail_stale(sw, local=True) == 0  # within the grace period; not a process of this host
+    time.sleep(4.5)
+    real = experiments.ensure_trained
+
+    def slow(cfg, run_dir, quiet=False, test=True):
+        time.sleep(4.5)  # longer than the grace period: only the heartbeat keeps this trial running
+        assert fail_stale(open_study(spec, url, stale_after=3)) == 0
+        return real(cfg, run_dir, quiet=quiet, test=test)
+
+    monkeypatch.setattr(experiments, "ensure_trained", slow)
+    results = run_sweep(path, tmp_path / "s", storage=url, stale_after=3, progress=False)
+    assert list(results["state"]) == ["COMPLETE"]
+    first, retry = sorted(open_study(spec, url).study.get_trials(), key=lambda t: t.number)
+    assert first.state.name == "FAIL" and first.user_attrs["host"] == "a-lost-machine"
+    assert retry.state.name == "COMPLETE" and retry.system_attrs["failed_trial"] == first.number
+
+
 # -- PostgreSQL ----------------------------------------------------------------------------------------------
 
 

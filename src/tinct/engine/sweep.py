@@ -30,9 +30,10 @@ Optuna keeps the trials (SQLite in the sweep folder by default, or any SQLAlchem
 so workers on several machines share one study): a worker claims a waiting trial atomically, trains it
 (:func:`tinct.engine.experiments.ensure_trained`, which resumes from ``last.ckpt``), and reports the metric.
 A trial that raises is recorded as failed with its error; ``--retry-failed`` queues it again. A trial
-whose worker was killed (Ctrl-C, a dead process, a stale heartbeat) is queued again automatically on the
-next start and resumes from its last checkpoint, so restarting a killed sweep loses no finished trial and
-reruns none. Runs do not look at the test split; ``--eval-winners K`` scores the best K on it.
+whose worker was killed (Ctrl-C, a dead process, no Optuna heartbeat for ``--stale-after`` seconds) is
+queued again automatically (Optuna's retry callback) and resumes from its last checkpoint, so restarting
+a killed sweep loses no finished trial and reruns none. Runs do not look at the test split;
+``--eval-winners K`` scores the best K on it.
 
 ```
 SWEEP_DIR/
@@ -57,7 +58,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -74,10 +74,10 @@ from tinct.engine.sweep_store import (
     SweepStudy,
     claim_trial,
     default_storage,
+    fail_stale,
     fail_trials_of_worker,
     open_study,
     plan_trials,
-    recover_stale,
     sweep_results,
     waiting_trials,
 )
@@ -106,32 +106,8 @@ __all__ = [
 def _suggest(trial: optuna.Trial, name: str, dist: Any) -> Any:
     from optuna.distributions import IntDistribution
 
-    if isinstance(dist, IntDistribution):
-        return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
-    return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
-
-
-class _Heartbeat:
-    """Writes the time into the trial every ``interval`` seconds, so other machines can tell a dead worker."""
-
-    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float = 30.0) -> None:
-        self._storage, self._id, self._interval = storage, trial_id, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._interval):
-            with contextlib.suppress(Exception):
-                self._storage.set_trial_user_attr(self._id, "heartbeat", time.time())
-
-    def __enter__(self) -> _Heartbeat:
-        self._storage.set_trial_user_attr(self._id, "heartbeat", time.time())
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    suggest = trial.suggest_int if isinstance(dist, IntDistribution) else trial.suggest_float
+    return suggest(name, dist.low, dist.high, log=dist.log)
 
 
 @contextlib.contextmanager
@@ -184,6 +160,7 @@ def run_trial(
     """Train one claimed trial and report it to the study (value, metrics, time; or the error)."""
     import optuna
     from optuna.distributions import CategoricalDistribution
+    from optuna.storages._heartbeat import get_heartbeat_thread
     from optuna.trial import TrialState
 
     from tinct.engine.callbacks import finite_float
@@ -205,34 +182,35 @@ def run_trial(
         storage.set_trial_user_attr(trial_id, k, v)
     metric, _ = spec.metric_and_direction()
     t0 = time.perf_counter()
+    heartbeat = get_heartbeat_thread(trial_id, storage)  # Optuna's, as Study.optimize runs it
+    heartbeat.start()
     try:
-        with _Heartbeat(storage, trial_id):
-            _write_trial_json(run_dir, spec, frozen.number, point, state="RUNNING")
-            cfg = spec.trial_config(point, sweep_dir, split_file)
-            if point.pretrain:
-                assert spec.pretrain is not None
-                pre = spec.pretrain_config(cfg)
-                pre_dir = _pretrain_dir(sweep_dir, pre)
-                with _file_lock(pre_dir.with_suffix(".lock")):
-                    ensure_trained(pre, pre_dir, quiet=quiet, test=False)
-                ckpt = pre_dir / "checkpoints" / f"{spec.pretrain.checkpoint}.ckpt"
-                storage.set_trial_user_attr(trial_id, "pretrain_dir", str(pre_dir))
-                cfg = with_updates(cfg, {spec.pretrain.into: str(ckpt.resolve())})
-            status = ensure_trained(cfg, run_dir, quiet=quiet, test=test)
-            metrics = RunDir(run_dir).metrics()
-            value = finite_float(metrics.get(metric))
-            if value is None:
-                raise TinctError(
-                    f"{run_dir}: the run finished without a finite {metric!r} "
-                    f"(its metrics: {', '.join(k for k in metrics if '/' in k) or 'none'})"
-                )
-            for k, v in metrics.items():
-                if "/" in k or k in ("epochs", "best_epoch", "train_time_s"):
-                    storage.set_trial_user_attr(trial_id, k, v)
-            storage.set_trial_user_attr(trial_id, "status", status)
-            storage.set_trial_user_attr(trial_id, "time_s", round(time.perf_counter() - t0, 2))
-            study.tell(trial, value)
-            _write_trial_json(run_dir, spec, frozen.number, point, state="COMPLETE", value=value)
+        _write_trial_json(run_dir, spec, frozen.number, point, state="RUNNING")
+        cfg = spec.trial_config(point, sweep_dir, split_file)
+        if point.pretrain:
+            assert spec.pretrain is not None
+            pre = spec.pretrain_config(cfg)
+            pre_dir = _pretrain_dir(sweep_dir, pre)
+            with _file_lock(pre_dir.with_suffix(".lock")):
+                ensure_trained(pre, pre_dir, quiet=quiet, test=False)
+            ckpt = pre_dir / "checkpoints" / f"{spec.pretrain.checkpoint}.ckpt"
+            storage.set_trial_user_attr(trial_id, "pretrain_dir", str(pre_dir))
+            cfg = with_updates(cfg, {spec.pretrain.into: str(ckpt.resolve())})
+        status = ensure_trained(cfg, run_dir, quiet=quiet, test=test)
+        metrics = RunDir(run_dir).metrics()
+        value = finite_float(metrics.get(metric))
+        if value is None:
+            raise TinctError(
+                f"{run_dir}: the run finished without a finite {metric!r} "
+                f"(its metrics: {', '.join(k for k in metrics if '/' in k) or 'none'})"
+            )
+        for k, v in metrics.items():
+            if "/" in k or k in ("epochs", "best_epoch", "train_time_s"):
+                storage.set_trial_user_attr(trial_id, k, v)
+        storage.set_trial_user_attr(trial_id, "status", status)
+        storage.set_trial_user_attr(trial_id, "time_s", round(time.perf_counter() - t0, 2))
+        study.tell(trial, value)
+        _write_trial_json(run_dir, spec, frozen.number, point, state="COMPLETE", value=value)
     except KeyboardInterrupt:
         storage.set_trial_user_attr(trial_id, "interrupted", True)
         storage.set_trial_user_attr(trial_id, "error", "interrupted (Ctrl-C): resumed on the next start")
@@ -249,6 +227,8 @@ def run_trial(
             study.tell(trial, state=TrialState.FAIL)
         with contextlib.suppress(Exception):
             _write_trial_json(run_dir, spec, frozen.number, point, state="FAIL", error=message)
+    finally:
+        heartbeat.join()
     return storage.get_trial(trial_id)
 
 
@@ -262,12 +242,11 @@ def worker_loop(
     test: bool = False,
     quiet: bool = True,
     progress: bool = True,
+    stale_after: float = 600.0,
 ) -> int:
     """Claim and run waiting trials of ``spec`` until none is left; returns how many this worker ran."""
-    from optuna.trial import TrialState
-
     sweep_dir = Path(sweep_dir)
-    sw = open_study(spec, storage)
+    sw = open_study(spec, storage, stale_after)
     keys = {p.key for p in spec.points()}
     metric, _ = spec.metric_and_direction()
     n = 0
@@ -281,41 +260,25 @@ def worker_loop(
         done = run_trial(sw, trial_id, spec, sweep_dir, split_file=split_file, test=test, quiet=quiet)
         n += 1
         if progress:
-            if done.state == TrialState.COMPLETE:
-                what = f"{metric} {done.value:.4g}"
-            else:
-                what = f"FAILED: {done.user_attrs.get('error', '?')}"
-            print(
-                f"trial {done.number} [{label}] {what} ({done.user_attrs.get('time_s', 0):.1f} s)", flush=True
-            )
+            ua = done.user_attrs
+            what = f"FAILED: {ua.get('error', '?')}" if done.value is None else f"{metric} {done.value:.4g}"
+            print(f"trial {done.number} [{label}] {what} ({ua.get('time_s', 0):.1f} s)", flush=True)
     return n
 
 
-def _worker_command(sweep_dir: Path, storage: str, only_full: bool, split_file: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "tinct.engine.sweep", str(sweep_dir), "--storage", storage]
-    if only_full:
-        cmd.append("--only-full")
-    if split_file:
-        cmd += ["--split-file", split_file]
-    return cmd
-
-
 def _run_workers(
-    spec: SweepSpec,
-    sweep_dir: Path,
-    storage: str,
-    workers: int,
-    only_full: bool,
-    split_file: str | None,
-    progress: bool,
+    spec: SweepSpec, sweep_dir: Path, workers: int, progress: bool, options: dict[str, Any]
 ) -> None:
     """``workers`` local processes; a worker that dies fails its running trial (with its log's tail)."""
 
     logs = sweep_dir / "logs"
     logs.mkdir(exist_ok=True)
-    sw = open_study(spec, storage)
+    sw = open_study(spec, options["storage"], options["stale_after"])
     keys = {p.key for p in spec.points()}
     gpus = _visible_gpus()
+    command = [sys.executable, "-m", "tinct.engine.sweep", str(sweep_dir), "--storage", options["storage"]]
+    command += ["--stale-after", str(options["stale_after"])] + ["--only-full"] * options["only_full"]
+    command += ["--split-file", options["split_file"]] if options["split_file"] else []
     procs: dict[int, tuple[subprocess.Popen[bytes], Path]] = {}
 
     def start(i: int) -> None:
@@ -323,17 +286,8 @@ def _run_workers(
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         log = logs / f"worker-{i}.log"
-        fh = open(log, "ab")
-        procs[i] = (
-            subprocess.Popen(
-                _worker_command(sweep_dir, storage, only_full, split_file),
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=env,
-            ),
-            log,
-        )
-        fh.close()
+        with open(log, "ab") as fh:
+            procs[i] = (subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=env), log)
 
     for i in range(workers):
         start(i)
@@ -355,7 +309,7 @@ def _run_workers(
                 for number in fail_trials_of_worker(sw, proc.pid, error):
                     if progress:
                         print(f"trial {number} FAILED: its worker died with exit code {rc}", flush=True)
-                if waiting_trials(sw, keys, only_full) and respawns < 3 * workers:
+                if waiting_trials(sw, keys, options["only_full"]) and respawns < 3 * workers:
                     respawns += 1
                     start(i)
     except KeyboardInterrupt:
@@ -471,7 +425,8 @@ def run_sweep(
         eval_winners_k: score the best K trials on the test split (``winners.csv``).
         overrides: dotted keys added to the sweep's ``set`` section.
         stale_after: seconds without a heartbeat after which a running trial of another machine is
-            considered dead and queued again.
+            considered dead and queued again (Optuna's ``grace_period``; the heartbeat is recorded every
+            ``stale_after / 4`` seconds, 30 at most).
         progress: print a line per trial.
     """
     spec = load_sweep(sweep_file, overrides)
@@ -486,8 +441,8 @@ def run_sweep(
     split_file = str((sweep_dir / "split.json").resolve()) if test_split == "auto" else None
     if split_file is not None:
         spec.trial_config(spec.points()[0], sweep_dir, split_file)  # the task supports data.split_file
-    sw = open_study(spec, url)
-    recovered = recover_stale(sw, stale_after)
+    sw = open_study(spec, url, stale_after)
+    recovered = fail_stale(sw, local=True)
     points = spec.points()
     counts = plan_trials(sw, points, retry_failed)
     if progress:
@@ -504,10 +459,11 @@ def run_sweep(
             + f") -> {sweep_dir}",
             flush=True,
         )
+    options = {"storage": url, "only_full": only_full, "split_file": split_file, "stale_after": stale_after}
     if workers == 1:
-        worker_loop(spec, sweep_dir, url, only_full=only_full, split_file=split_file, progress=progress)
+        worker_loop(spec, sweep_dir, progress=progress, **options)
     else:
-        _run_workers(spec, sweep_dir, url, workers, only_full, split_file, progress)
+        _run_workers(spec, sweep_dir, workers, progress, options)
     results = sweep_results(spec, sw)
     if auto_summary or analysis or eval_winners_k:
         atomic_write_text(sweep_dir / "results.csv", results.to_csv(index=False))
@@ -532,10 +488,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--storage", required=True)
     p.add_argument("--only-full", action="store_true")
     p.add_argument("--split-file")
-    args = p.parse_args(argv)
-    sweep_dir = Path(args.sweep_dir)
-    spec = load_sweep(sweep_dir / "sweep.yaml")
-    worker_loop(spec, sweep_dir, args.storage, only_full=args.only_full, split_file=args.split_file)
+    p.add_argument("--stale-after", type=float, default=600.0)
+    options = vars(p.parse_args(argv))
+    sweep_dir = Path(options.pop("sweep_dir"))
+    worker_loop(load_sweep(sweep_dir / "sweep.yaml"), sweep_dir, **options)
     return 0
 
 

@@ -3,16 +3,19 @@
 Every trial of a sweep (see :mod:`tinct.engine.sweep`) is an Optuna trial: queued as WAITING with its axis
 labels as fixed parameters and its point's key, overrides and slug as attributes; taken by one worker
 through the storage's atomic WAITING -> RUNNING transition; finished with its metric and metrics, or
-failed with its error. Any SQLAlchemy URL works as storage; SQLite waits for its lock.
+failed with its error. Any SQLAlchemy URL works as storage; SQLite waits for its lock. Dead workers are
+found by Optuna's heartbeat (the storage's ``heartbeat_interval`` and ``grace_period``) and their trials
+queued again by its retry callback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
-import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +33,17 @@ __all__ = [
     "claim_trial",
     "default_storage",
     "enqueue_point",
+    "fail_stale",
     "fail_trials_of_worker",
     "latest_by_key",
     "open_study",
     "plan_trials",
-    "recover_stale",
     "sweep_results",
     "waiting_trials",
 ]
+
+STALE_RETRIES = 3  # how often Optuna queues again a trial whose machine was lost, before it stays failed
+_LOST = f"its worker stopped sending heartbeats (a lost machine; retried {STALE_RETRIES} times)"
 
 
 # -- storage -------------------------------------------------------------------------------------------------
@@ -52,20 +58,35 @@ class SweepStudy:
     """The sweep's Optuna study and the storage behind it (claiming a trial is a storage operation)."""
 
     study: optuna.Study
-    storage: optuna.storages.BaseStorage
+    storage: optuna.storages.RDBStorage
 
 
-def open_study(spec: SweepSpec, storage: str) -> SweepStudy:
-    """Create (or load) the sweep's Optuna study in ``storage`` (a SQLAlchemy URL)."""
+def open_study(spec: SweepSpec, storage: str, stale_after: float = 600.0) -> SweepStudy:
+    """Create (or load) the sweep's Optuna study in ``storage`` (a SQLAlchemy URL).
+
+    The storage records a heartbeat of every running trial; one without a heartbeat for ``stale_after``
+    seconds (Optuna's ``grace_period``) is failed by :func:`fail_stale` and queued again by Optuna's retry
+    callback, :data:`STALE_RETRIES` times at most.
+    """
     import optuna
+    from optuna import storages
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kwargs: dict[str, Any] = {}
     if storage.startswith("sqlite"):
         # Several local workers share one SQLite file: wait for its lock instead of failing at once.
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+    grace = max(1, math.ceil(stale_after))
+    new = hasattr(storages, "RetryHeartbeatStaleTrialCallback")  # optuna >= 4.9 renamed the callback
+    retry_kw = "heartbeat_stale_trial_callback" if new else "failed_trial_callback"
     try:
-        rdb = optuna.storages.RDBStorage(storage, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = storages.RetryHeartbeatStaleTrialCallback if new else storages.RetryFailedTrialCallback
+            kwargs[retry_kw] = retry(STALE_RETRIES)
+            rdb = storages.RDBStorage(
+                storage, heartbeat_interval=max(1, min(30, grace // 4)), grace_period=grace, **kwargs
+            )
     except Exception as err:
         raise TinctError(f"cannot open the sweep storage {_safe_url(storage)}: {err}") from err
     _, direction = spec.metric_and_direction()
@@ -101,25 +122,31 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def recover_stale(sw: SweepStudy, stale_after: float) -> int:
-    """Mark RUNNING trials whose worker is gone as interrupted (they are queued again by :func:`_plan`)."""
+def fail_stale(sw: SweepStudy, local: bool = False) -> int:
+    """Fail the running trials whose worker is gone; how many.
+
+    Optuna's :func:`optuna.storages.fail_stale_trials` fails those without a heartbeat for the storage's
+    grace period (a lost machine) and its retry callback queues them again. ``local`` (a sweep starting)
+    also fails at once those of a dead process on this host, as ``interrupted``: :func:`plan_trials` queues
+    them again.
+    """
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage, n = sw.storage, 0
-    host = socket.gethostname()
-    for t in sw.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        ua = t.user_attrs
-        dead = ua.get("host") == host and not _pid_alive(int(ua.get("pid", -1)))
-        beat = float(ua.get("heartbeat", 0) or 0)
-        stale = beat and time.time() - beat > stale_after
-        if dead or stale:
-            why = "its worker process is gone" if dead else f"no heartbeat for {time.time() - beat:.0f} s"
-            storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-            storage.set_trial_user_attr(t._trial_id, "error", f"interrupted: {why}")
-            with contextlib.suppress(Exception):
+    storage, host = sw.storage, socket.gethostname()
+    running = sw.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in running:
+        if local and t.user_attrs.get("host") == host and not _pid_alive(int(t.user_attrs.get("pid", -1))):
+            with contextlib.suppress(UpdateFinishedTrialError):
+                storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+                storage.set_trial_user_attr(t._trial_id, "error", "interrupted: its worker process is gone")
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            n += 1
-    return n
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(sw.study)
+    ids = {t._trial_id for t in running}
+    return sum(t._trial_id in ids for t in sw.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
 
 
 def enqueue_point(sw: SweepStudy, point: TrialPoint, extra: Mapping[str, Any] | None = None) -> None:
@@ -182,13 +209,19 @@ def waiting_trials(sw: SweepStudy, keys: set[str], only_full: bool) -> list[optu
 
 
 def claim_trial(sw: SweepStudy, keys: set[str], only_full: bool) -> int | None:
-    """Atomically take a waiting trial of this plan (lowest number first); None when none is left."""
+    """Atomically take a waiting trial of this plan (lowest number first); None when none is left.
+
+    As :meth:`optuna.Study.optimize` before each trial, the stale trials of lost machines are failed and
+    queued again first.
+    """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
+    fail_stale(sw)
     for t in waiting_trials(sw, keys, only_full):
         try:
             if sw.storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                sw.storage.record_heartbeat(t._trial_id)  # Optuna never finds a trial stale without one
                 return t._trial_id
         except UpdateFinishedTrialError:
             continue
@@ -234,7 +267,7 @@ def sweep_results(spec: SweepSpec, sw: SweepStudy) -> pd.DataFrame:
                 "epochs": ua.get("epochs"),
                 "time_s": ua.get("time_s"),
                 "run_dir": ua.get("run_dir", str(Path("runs") / p.slug)),
-                "error": ua.get("error") if t is not None and t.state.name == "FAIL" else None,
+                "error": ua.get("error", _LOST) if t is not None and t.state.name == "FAIL" else None,
             }
         )
         rows.append(row)
