@@ -81,7 +81,19 @@ def test_config_trains_tiny(path: Path, tmp_path: Path) -> None:
     assert m and all(np.isfinite(v) for v in m.values() if isinstance(v, float))
     from tinct.engine.task import TASKS
 
-    assert np.isfinite(m[TASKS.get(cfg.task).monitor.replace("val/", "test/")])
+    cls = TASKS.get(cfg.task)
+    assert np.isfinite(m[cls.monitor.replace("val/", "test/")])
+    # the task logs its monitor and every column of its report table
+    assert cls.monitor in m
+    for column in cls.report_table.columns if cls.report_table else ():
+        assert {f"val/{column.metric}", f"test/{column.metric}"} <= set(m), column
+
+
+def test_every_task_ships_a_config() -> None:
+    from importlib.metadata import entry_points
+
+    tasks = {yaml.safe_load(p.read_text())["task"] for p in CONFIGS}
+    assert {ep.name for ep in entry_points(group="tinct.tasks")} <= tasks
 
 
 def test_every_task_ships_a_sweep_file() -> None:
