@@ -130,7 +130,6 @@ def fail_stale(sw: SweepStudy, local: bool = False) -> int:
     also fails at once those of a dead process on this host, as ``interrupted``: :func:`plan_trials` queues
     them again.
     """
-    import optuna
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
@@ -142,11 +141,18 @@ def fail_stale(sw: SweepStudy, local: bool = False) -> int:
                 storage.set_trial_user_attr(t._trial_id, "interrupted", True)
                 storage.set_trial_user_attr(t._trial_id, "error", "interrupted: its worker process is gone")
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    _fail_lost(sw)
+    ids = {t._trial_id for t in running}
+    return sum(t._trial_id in ids for t in sw.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+
+
+def _fail_lost(sw: SweepStudy) -> None:
+    """Optuna's stale-trial check: fail (and, by the retry callback, queue again) the trials of lost machines."""
+    import optuna
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(sw.study)
-    ids = {t._trial_id for t in running}
-    return sum(t._trial_id in ids for t in sw.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
 
 
 def enqueue_point(sw: SweepStudy, point: TrialPoint, extra: Mapping[str, Any] | None = None) -> None:
@@ -217,7 +223,7 @@ def claim_trial(sw: SweepStudy, keys: set[str], only_full: bool) -> int | None:
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    fail_stale(sw)
+    _fail_lost(sw)
     for t in waiting_trials(sw, keys, only_full):
         try:
             if sw.storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
