@@ -127,9 +127,35 @@ def test_apply_correct_gradcheck():
 
 
 def test_angular_error_values():
-    u = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
-    v = torch.tensor([[1.0, 1.0, 0.0], [2.0, 2.0, 2.0], [-1.0, -2.0, -3.0], [0.0, 0.0, 0.0]])
-    torch.testing.assert_close(angular_error(u, v), torch.tensor([45.0, 0.0, 180.0, 0.0]))
+    u = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 2.0, 3.0]])
+    v = torch.tensor([[1.0, 1.0, 0.0], [2.0, 2.0, 2.0], [-1.0, -2.0, -3.0]])
+    torch.testing.assert_close(angular_error(u, v), torch.tensor([45.0, 0.0, 180.0]))
+
+
+@pytest.mark.parametrize("fn", ERRORS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_zero_illuminant_has_no_angle(fn, dtype):
+    # A zero estimate has no direction: NaN, never a perfect 0 (it used to score 0 against a zero target
+    # and, for reproduction error, an arbitrary angle against any target).
+    zero, grey = torch.zeros(3, dtype=dtype), torch.ones(3, dtype=dtype)
+    target = rand(4, 3, dtype=dtype, lo=0.1)
+    pred = target.clone()
+    pred[1] = 0.0
+    err = fn(pred, target)
+    assert torch.isnan(err[1]) and torch.isfinite(err[[0, 2, 3]]).all()
+    assert torch.isnan(fn(zero, zero)) and torch.isnan(fn(zero, grey)) and torch.isnan(fn(grey, zero))
+    # tiny but non-zero vectors keep their direction
+    torch.testing.assert_close(fn(grey * 1e-30, grey), torch.zeros((), dtype=dtype), atol=1e-3, rtol=0)
+
+
+def test_statistics_of_a_zero_estimate_refuse_and_count():
+    from tinct.engine.statistics import error_statistics
+
+    target = rand(5, 3, lo=0.1)
+    pred = target * 2.0
+    pred[[1, 3]] = 0.0
+    with pytest.raises(ValueError, match="2 of 5 errors are NaN"):
+        error_statistics(angular_error(pred, target))
 
 
 def test_angular_error_matches_arccos_and_is_accurate_for_tiny_angles():
@@ -207,9 +233,11 @@ def test_finite_gradient_at_identical_and_proportional(fn, dtype):
     for pred in (target.clone(), target * 2.5, torch.zeros_like(target)):
         pred = pred.clone().requires_grad_()
         err = fn(pred, target)
-        err.sum().backward()
+        err.nan_to_num().sum().backward()
         assert torch.isfinite(pred.grad).all()
-        if not (pred == 0).all():
+        if (pred == 0).all():
+            assert torch.isnan(err).all() and (pred.grad == 0).all()
+        else:
             assert torch.isfinite(err).all() and err.abs().max() < 1e-3
 
 

@@ -169,18 +169,25 @@ def test_grid_matches_single_calls_and_batch_matches_images() -> None:
             torch.testing.assert_close(grid[1, i, j], single)
 
 
-def test_degenerate_inputs_fall_back_to_grey_without_nan() -> None:
+def test_degenerate_inputs_give_no_estimate_without_nan() -> None:
     image = rand(2, 3, 8, 8, seed=11)
     everything = torch.ones(2, 1, 8, 8, dtype=torch.bool)
+    zero = torch.zeros(3)
     for backend in BACKENDS:
         for order, p, sigma in [(0, 1.0, 0.0), (0, math.inf, 0.0), (1, 6.0, 1.0), (2, 2.0, 1.0)]:
             est = general_gray_world(image, everything, order, p, sigma, backend=backend)
-            torch.testing.assert_close(est, GREY.expand(2, 3))
+            assert torch.equal(est, zero.expand(2, 3))
         black = torch.zeros(3, 8, 8)
-        torch.testing.assert_close(general_gray_world(black, backend=backend), GREY)
-        torch.testing.assert_close(
-            general_gray_world(black, order=2, p=2.0, sigma=1.0, backend=backend), GREY
-        )
+        assert torch.equal(general_gray_world(black, backend=backend), zero)
+        assert torch.equal(general_gray_world(black, order=2, p=2.0, sigma=1.0, backend=backend), zero)
+
+
+@pytest.mark.parametrize("method", list(CLASSICAL_METHODS))
+def test_all_black_image_does_not_score_perfectly(method: str) -> None:
+    # Under a grey light, the grey an estimator used to invent for a black image scored a perfect 0 degrees.
+    black = torch.zeros(3, 16, 16)
+    error = angular_error(estimate(method, black), GREY)
+    assert torch.isnan(error), f"{method} on an all-black image scored {error.item()} degrees"
 
 
 @pytest.mark.parametrize("order", [0, 1, 2])

@@ -160,6 +160,27 @@ def test_rerun_skips_finished_folds(finished, monkeypatch, capsys) -> None:
     assert capsys.readouterr().out.count("done before") == 3
 
 
+def test_a_fold_with_images_without_estimate_is_named(finished, monkeypatch, tmp_path) -> None:
+    import shutil
+
+    from tinct.core.exceptions import TinctError
+
+    c, data, out, _ = finished
+    copy = tmp_path / "cv"
+    shutil.copytree(out, copy)
+    # fold 1's estimator returned a zero vector for one image: its angular error is NaN, never 0
+    errors = read_errors(copy / "fold1" / "errors.csv")
+    errors.loc[2, "error"] = np.nan
+    (copy / "fold1" / "errors.csv").write_text(cv_mod._to_csv(errors))
+    assert "nan" in (copy / "fold1" / "errors.csv").read_text()
+    monkeypatch.setattr(experiments, "train", lambda *a, **k: pytest.fail("a finished fold was trained"))
+    with pytest.raises(
+        TinctError,
+        match=rf"fold 1 .*: 1 of 4 held-out images have no illuminant estimate .*{errors.loc[2, 'image']}",
+    ):
+        crossval(c, data, folds=3, out=copy, progress=False)
+
+
 def test_killed_fold_resumed_without_repeating_epochs(finished) -> None:
     _, _, out, stats = finished
     for k in range(3):

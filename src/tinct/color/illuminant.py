@@ -3,8 +3,9 @@
 An illuminant estimate is an RGB triplet ``(*, 3)`` whose scale is meaningless; it is compared to the
 truth by angles (recovery and reproduction angular errors), which are invariant to positive scaling of
 either argument. Illuminants are expected to be positive (a colour-constancy model should end in a
-softplus or an exp); denominators are floored at a tiny value so a degenerate estimate gives large but
-finite values instead of NaN.
+softplus or an exp). Gains are floored at a tiny value so that applying or correcting with a degenerate
+illuminant stays finite, but an angle involving a zero illuminant is NaN: a zero vector has no direction,
+and scoring it 0 would make a degenerate estimator look perfect.
 """
 
 from __future__ import annotations
@@ -152,11 +153,20 @@ def correct_illuminant(image: Tensor, L: Tensor, *, norm: str = "green", dim: in
     return image / gains.clamp(min=tiny(gains))
 
 
-def _unit_scale(v: Tensor, pos: int) -> Tensor:
+def _unit_scale(v: Tensor, pos: int) -> tuple[Tensor, Tensor]:
+    """``(v / max|v|, zero)``: ``zero`` (``dim`` removed) flags all-zero vectors, which are left as they are."""
     # Both angles are scale invariant, so rescaling each vector by its (detached) largest magnitude changes
-    # neither the value nor the gradient, and keeps float32 products away from underflow and overflow.
-    scale = v.detach().abs().amax(dim=pos, keepdim=True).clamp(min=tiny(v))
-    return v / scale
+    # neither the value nor the gradient, and keeps float32 products away from underflow and overflow. No
+    # floor on the scale: any non-zero vector, however small, keeps its direction.
+    scale = v.detach().abs().amax(dim=pos, keepdim=True)
+    zero = scale == 0
+    return v / torch.where(zero, torch.ones_like(scale), scale), zero.squeeze(pos)
+
+
+def _undefined_where(angle: Tensor, undefined: Tensor) -> Tensor:
+    # Selecting NaN after the angle was computed on safe inputs keeps the gradient finite (zero) at the
+    # undefined points and exact everywhere else.
+    return torch.where(undefined, torch.full_like(angle, float("nan")), angle)
 
 
 def _angle(u: Tensor, v: Tensor, pos: int) -> Tensor:
@@ -190,7 +200,10 @@ def angular_error(pred: Tensor, target: Tensor, dim: int = -1) -> Tensor:
 
     Note:
         Domain RGB (any scale, positive in practice); range [0, 180]. Invariant to positive scaling of
-        either argument. Zero vectors give 0.
+        either argument. A zero vector (``pred`` or ``target``) has no direction and gives NaN, never 0, so
+        a degenerate estimate cannot look perfect (:func:`tinct.engine.statistics.error_statistics`
+        refuses NaN); NaN inputs give NaN. The gradient is finite everywhere: exact where both vectors are
+        non-zero, zero where the angle is NaN.
 
     Example:
         >>> angular_error(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([1.0, 1.0, 0.0]))
@@ -202,7 +215,8 @@ def angular_error(pred: Tensor, target: Tensor, dim: int = -1) -> Tensor:
     pos = check_channel_dim(pred, dim, name="pred")
     check_channel_dim(target, dim, name="target")
     check_same_shape(pred, target, ("pred", "target"))
-    return _angle(_unit_scale(pred, pos), _unit_scale(target, pos), pos)
+    (u, u_zero), (v, v_zero) = _unit_scale(pred, pos), _unit_scale(target, pos)
+    return _undefined_where(_angle(u, v, pos), u_zero | v_zero)
 
 
 def reproduction_error(pred: Tensor, target: Tensor, dim: int = -1) -> Tensor:
@@ -225,7 +239,8 @@ def reproduction_error(pred: Tensor, target: Tensor, dim: int = -1) -> Tensor:
 
     Note:
         Domain positive RGB (any scale); range [0, 180). Invariant to positive scaling of either argument.
-        ``pred`` entries are floored at 1e-12 / 1e-8 of their largest entry before dividing.
+        ``pred`` entries are floored at 1e-12 / 1e-8 of their largest entry before dividing. A zero
+        ``pred`` or ``target`` gives NaN, as in :func:`angular_error`.
 
     Example:
         >>> reproduction_error(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([1.0, 1.0, 1.0]))
@@ -238,9 +253,10 @@ def reproduction_error(pred: Tensor, target: Tensor, dim: int = -1) -> Tensor:
     pos = check_channel_dim(pred, dim, name="pred")
     check_channel_dim(target, dim, name="target")
     check_same_shape(pred, target, ("pred", "target"))
-    pred = _unit_scale(pred, pos)
-    white = _unit_scale(target, pos) / pred.clamp(min=tiny(pred))
-    return _angle(_unit_scale(white, pos), torch.ones_like(white), pos)
+    (pred, pred_zero), (target, target_zero) = _unit_scale(pred, pos), _unit_scale(target, pos)
+    white = target / pred.clamp(min=tiny(pred))
+    angle = _angle(_unit_scale(white, pos)[0], torch.ones_like(white), pos)
+    return _undefined_where(angle, pred_zero | target_zero)
 
 
 def _reduce(x: Tensor, reduction: str) -> Tensor:

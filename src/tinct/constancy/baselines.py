@@ -8,6 +8,14 @@ folder's ``folds.csv``, else 3 seeded random folds.
 Every image is decoded once, at full resolution as stored. Each method's estimates at every grid point
 are computed in that single pass (the derivative maps are shared by all ``p``), so tuning and evaluation
 afterwards are array lookups and no image needs to stay in memory.
+
+An image on which a method has no estimate (no usable pixel, no response; see
+:func:`tinct.constancy.classical.general_gray_world`) has a NaN angular error, never 0. Tuning skips grid
+points that fail on a training image; a method that still fails on a held-out image (or whose every grid
+point fails on its training images) is not tabulated: the run finishes the other methods, writes their
+details and the failures to ``baselines_details.json``, and raises :class:`~tinct.core.exceptions.DataError`
+naming each failed method, fold, count and images (no ``baselines.json`` is written, so no partial table
+is mistaken for a full one).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from tinct.constancy.classical import (
 )
 from tinct.constancy.layouts import ConstancySource, fold_ids, open_constancy
 from tinct.core.atomic import atomic_write_json
+from tinct.core.exceptions import DataError
 from tinct.core.progress import track
 from tinct.engine.statistics import STAT_NAMES, error_statistics
 
@@ -82,9 +91,20 @@ def grid_estimates(
 
 
 def _errors(estimates: Tensor, illuminants: Tensor) -> Tensor:
-    """Angular errors (N, G) of estimates (N, G, 3) against illuminants (N, 3)."""
+    """Angular errors (N, G) of estimates (N, G, 3) against illuminants (N, 3); NaN where there is no estimate."""
     gt = illuminants.to(estimates.dtype).reshape(-1, 1, 3).expand_as(estimates)
     return angular_error(estimates, gt, dim=-1)
+
+
+def _grid_means(errors: np.ndarray) -> np.ndarray:
+    """Mean error of each grid point (columns of ``errors``); inf for a point that fails on any image."""
+    failed = ~np.isfinite(errors).all(axis=0)
+    return np.where(failed, np.inf, np.where(np.isfinite(errors), errors, 0.0).mean(axis=0))
+
+
+def _names(images: Sequence[str], rows: np.ndarray, most: int = 5) -> str:
+    shown = ", ".join(images[i] for i in rows[:most])
+    return shown + (f", ... ({len(rows) - most} more)" if len(rows) > most else "")
 
 
 def tune(
@@ -95,10 +115,14 @@ def tune(
 ) -> tuple[dict[str, float], float]:
     """The grid point of ``method`` with the lowest MEAN angular error on the given (training) images.
 
-    Ties go to the first point in grid order.
+    Ties go to the first point in grid order. A point without an estimate for some image (NaN error) is
+    not eligible.
 
     Returns:
         ``(params, mean error in degrees)``.
+
+    Raises:
+        DataError: no grid point gives an estimate for every image (the message counts the images).
 
     Shape:
         - images: :math:`(N, 3, H, W)` or N tensors :math:`(3, H_i, W_i)`; illuminants: :math:`(N, 3)`.
@@ -106,8 +130,15 @@ def tune(
     points, est = grid_estimates(method, images, masks)
     if len(est) == 0:
         raise ValueError("tune: no images given")
-    mean = _errors(est, illuminants).mean(dim=0)
-    best = int(torch.argmin(mean))
+    errors = _errors(est, illuminants).double().numpy()
+    mean = _grid_means(errors)
+    best = int(np.argmin(mean))
+    if not np.isfinite(mean[best]):
+        never = int((~np.isfinite(errors)).all(axis=1).sum())
+        raise DataError(
+            f"tune: {classical_method(method).name} has no grid point with an estimate for all {len(errors)} "
+            f"images ({never} have none at any point: no usable pixel or no response)"
+        )
     return points[best], float(mean[best])
 
 
@@ -182,18 +213,37 @@ def _protocol(source: ConstancySource, folds: int | None, seed: int) -> tuple[di
 
 
 def _evaluate(
-    errors: Tensor, points: list[dict[str, float]], protocol: dict[str, Any], groups: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Held-out errors after tuning on the rest: (evaluated image indices, their errors, per-fold record)."""
+    errors: Tensor,
+    points: list[dict[str, float]],
+    protocol: dict[str, Any],
+    groups: np.ndarray,
+    images: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], list[str]]:
+    """Held-out errors after tuning on the rest: (evaluated image indices, their errors, per-fold record,
+    failures). A failure names the fold, how many images have no estimate and which."""
     e = errors.double().numpy()
     splits = [(groups == 0, groups == 1, "test")] if protocol["kind"] == "train_test" else []
     splits = splits or [(groups != f, groups == f, int(f)) for f in np.unique(groups)]
-    index, held_out, record = [], [], []
+    index, held_out, record, failures = [], [], [], []
     for train, test, name in splits:
-        train_mean = e[train].mean(axis=0)
+        train_mean = _grid_means(e[train])
         best = int(np.argmin(train_mean))
-        index.append(np.flatnonzero(test))
-        held_out.append(e[test, best])
+        rows = np.flatnonzero(test)
+        if not np.isfinite(train_mean[best]):
+            never = np.flatnonzero(train)[~np.isfinite(e[train]).all(axis=1)]
+            failures.append(
+                f"fold {name}: no grid point has an estimate on all {int(train.sum())} training images "
+                f"({len(never)} have none at any point: {_names(images, never)})"
+            )
+            continue
+        missing = rows[~np.isfinite(e[rows, best])]
+        if len(missing):
+            failures.append(
+                f"fold {name}: {len(missing)} of {len(rows)} held-out images have no estimate "
+                f"({_names(images, missing)})"
+            )
+        index.append(rows)
+        held_out.append(e[rows, best])
         record.append(
             {
                 "fold": name,
@@ -201,9 +251,12 @@ def _evaluate(
                 "train_mean": float(train_mean[best]),
                 "n_train": int(train.sum()),
                 "n_test": int(test.sum()),
+                "grid_points_without_estimate": int(np.isinf(train_mean).sum()),
             }
         )
-    return np.concatenate(index), np.concatenate(held_out), record
+    if not index:
+        return np.empty(0, dtype=np.int64), np.empty(0), record, failures
+    return np.concatenate(index), np.concatenate(held_out), record, failures
 
 
 def evaluate_baselines(
@@ -244,8 +297,14 @@ def evaluate_baselines(
         "torch_threads": torch.get_num_threads(),
         "methods": {},
     }
+    failed: dict[str, list[str]] = {}
     for name in names:
-        index, errors, record = _evaluate(_errors(estimates[name], truth), grids[name], protocol, groups)
+        index, errors, record, failures = _evaluate(
+            _errors(estimates[name], truth), grids[name], protocol, groups, images
+        )
+        if failures:
+            failed[name] = failures
+            continue
         full = error_statistics(errors)
         stats[name] = {key: full[key] for key in STAT_NAMES}
         details["methods"][name] = {
@@ -258,6 +317,16 @@ def evaluate_baselines(
             "per_image": {"image": [images[j] for j in index], "error": errors.tolist()},
         }
     folder = Path.cwd() if out is None else Path(out)
+    if failed:
+        details["failed"] = failed
+        atomic_write_json(folder / "baselines_details.json", details)
+        lines = [f"  {name}: {'; '.join(f)}" for name, f in failed.items()]
+        raise DataError(
+            f"{source.root}: {len(failed)} of {len(names)} classical methods have no estimate for some images "
+            "(angular error NaN: no usable pixel, or no response), so no table is written; the other "
+            f"methods' results are in {folder / 'baselines_details.json'}. Drop those images or those "
+            "methods (methods=...):\n" + "\n".join(lines)
+        )
     atomic_write_json(folder / "baselines.json", stats)
     atomic_write_json(folder / "baselines_details.json", details)
     return stats
@@ -292,7 +361,8 @@ def run_baselines(
         parameters and training error, n, max, images/s over each method's grid, and per-image errors.
 
     Raises:
-        DataError: unreadable dataset or image (the message names the file).
+        DataError: unreadable dataset or image (the message names the file); a method without an
+            estimate for some images (the message names the method, fold, count and images).
         UnknownNameError: unknown method or layout.
     """
     for m in methods or ():

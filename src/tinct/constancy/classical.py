@@ -44,7 +44,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from tinct.color._math import tiny
 from tinct.constancy import _classical_opencv as opencv_engine
 from tinct.constancy import _classical_torch as torch_engine
 from tinct.core.checks import check_channel_dim, check_choice, check_shape
@@ -186,10 +185,11 @@ def _check_params(order: int, p: float, sigma: float) -> None:
 
 
 def _unit(est: Tensor) -> Tensor:
-    """Unit-norm rows; all-zero rows (no usable pixel, no response) become grey (1, 1, 1) / sqrt(3)."""
+    """Unit-norm rows; all-zero rows (no usable pixel, no response) stay zero: no estimate."""
+    # Not grey: a made-up grey estimate scores like a real one (0 degrees under a grey light), while a zero
+    # vector has no direction and its angular error is NaN, which the statistics refuse.
     norm = torch.linalg.vector_norm(est, dim=-1, keepdim=True)
-    grey = torch.full_like(est, 1.0 / math.sqrt(3.0))
-    return torch.where(norm > 0, est / norm.clamp(min=tiny(est)), grey)
+    return est / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
 def _norms_opencv(
@@ -273,7 +273,8 @@ def general_gray_world(
         backend: one of :data:`BACKENDS` (same numbers; OpenCV is faster on a CPU).
 
     Returns:
-        The illuminant, unit Euclidean norm, float32 (float64 for a float64 image on the torch backend).
+        The illuminant, unit Euclidean norm (zero where there is no estimate, see the Note), float32
+        (float64 for a float64 image on the torch backend).
 
     Raises:
         ShapeError: bad image or mask shape. ValueError: ``p <= 0``, ``sigma < 0`` or ``order > 0`` with
@@ -285,10 +286,11 @@ def general_gray_world(
 
     Note:
         Domain linear RGB >= 0 (negative values count as 0 when ``order == 0``); range unit vectors with
-        entries in [0, 1]. Invariant to a global intensity scale and equivariant to per-channel gains.
+        entries in [0, 1], or 0. Invariant to a global intensity scale and equivariant to per-channel gains.
         Pixels within ``floor(3 sigma + 0.5)`` of an unusable pixel are excluded too. An image with no
-        usable pixel (or all of them black) returns grey :math:`(1, 1, 1) / \sqrt{3}` rather than raising,
-        so a long benchmark never dies on one image.
+        usable pixel, or no response (all usable pixels black; no edge for ``order > 0``), returns the zero
+        vector: no estimate, never an invented grey one. Its angular error is NaN, so a benchmark reports
+        it instead of scoring it (:func:`tinct.constancy.baselines.run_baselines` names the images).
 
     Example:
         >>> image = torch.tensor([0.2, 0.4, 0.4]).view(3, 1, 1).expand(3, 4, 4)

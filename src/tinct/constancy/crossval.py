@@ -19,6 +19,10 @@ OUT/
 
 A fold whose ``errors.csv`` exists is finished and skipped; one with a ``last.ckpt`` but no errors is
 resumed. So an interrupted cross-validation is continued by running the same command again.
+
+A held-out image without an estimate (a zero or non-finite prediction: angular error NaN, written as
+``nan``) stops the cross-validation with a :class:`~tinct.core.exceptions.TinctError` naming the fold, the
+count and the images, once that fold's ``errors.csv`` is written; no statistics are computed from it.
 """
 
 from __future__ import annotations
@@ -125,7 +129,19 @@ def _predict(run_dir: str | os.PathLike[str], checkpoint: str) -> tuple[pd.DataF
 def _to_csv(df: pd.DataFrame) -> str:
     # 17 significant digits round-trip any float64. Pandas' default formatting follows numpy's print
     # options, which colour-science switches to the 12-digit legacy mode when it is imported.
-    return df.to_csv(index=False, float_format="%.17g")
+    return df.to_csv(index=False, float_format="%.17g", na_rep="nan")
+
+
+def _check_errors(df: pd.DataFrame, where: str) -> None:
+    """Raise if some held-out errors are NaN or inf (no estimate), naming how many and which images."""
+    bad = ~np.isfinite(df["error"].to_numpy(dtype=np.float64))
+    if bad.any():
+        names = df["image"].astype(str).to_numpy()[bad]
+        shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+        raise TinctError(
+            f"{where}: {int(bad.sum())} of {len(df)} held-out images have no illuminant estimate "
+            f"(angular error NaN: a zero or non-finite prediction): {shown}"
+        )
 
 
 def read_errors(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -265,6 +281,8 @@ def _run_units(
     for unit in units:
         t0 = time.perf_counter()
         df, how = _run_unit(unit, out, progress)
+        label = f"fold {unit.fold}" if unit.expected is not None else unit.key
+        _check_errors(df, f"{name} {label} ({out / unit.key / 'errors.csv'})")
         frames.append(df)
         if progress:
             s = error_statistics(df["error"].to_numpy())

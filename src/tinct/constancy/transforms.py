@@ -6,6 +6,13 @@ it, and the label must follow: under the diagonal (von Kries) model, multiplying
 an illuminant ``L`` into ``g * L``. No mean subtraction or per-channel normalisation is applied anywhere,
 since that would change the label.
 
+Gains above 1 (intensity or relighting) would create values a camera can never record. The constancy data
+path stores linear images scaled so that the sensor saturates at 1.0 (:func:`tinct.color.raw.normalize_raw`
+divides by ``saturation - black``; Mondrian scenes clip at 1.0), with a mask of unusable pixels that
+includes the clipped ones. After its photometric gains, :class:`ConstancyAugment` therefore clips at the
+saturation level and masks every pixel that reached it in any channel, as the camera (and FC4's
+augmentation) would (:func:`clip_saturated`).
+
 References:
     Hu, Y., Wang, B., Lin, S. (2017). FC4: Fully convolutional color constancy with confidence-weighted
     pooling. CVPR (augmentation by random per-channel rescaling of image and label).
@@ -22,7 +29,7 @@ from torch import Tensor
 
 from tinct.core.checks import check_channel_dim
 
-__all__ = ["ConstancyAugment", "relight"]
+__all__ = ["ConstancyAugment", "clip_saturated", "relight"]
 
 
 def relight(image: Tensor, illuminant: Tensor, target: Tensor) -> Tensor:
@@ -34,7 +41,8 @@ def relight(image: Tensor, illuminant: Tensor, target: Tensor) -> Tensor:
         target: the new illuminant (any scale; the gains are normalised to keep the green channel).
 
     Returns:
-        ``image * (target / illuminant)``, gains scaled so that green is unchanged.
+        ``image * (target / illuminant)``, gains scaled so that green is unchanged. Not clipped: values
+        may exceed the sensor's saturation level; :func:`clip_saturated` clips and masks them.
 
     Shape:
         - image: :math:`(*, 3, H, W)`
@@ -53,6 +61,36 @@ def relight(image: Tensor, illuminant: Tensor, target: Tensor) -> Tensor:
     return image * gains[..., :, None, None]
 
 
+def clip_saturated(image: Tensor, mask: Tensor, saturation: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Clip a linear image at the sensor's saturation level and mask the pixels that reached it.
+
+    A pixel with any channel at or above ``saturation`` has lost its chromaticity (the camera clipped it),
+    so it joins the unusable pixels, exactly as :func:`tinct.color.raw.normalize_raw` flags the pixels
+    saturated in the raw file.
+
+    Args:
+        image: linear camera RGB, e.g. after gains.
+        mask: True where a pixel is unusable.
+        saturation: the saturation level in the image's units (1.0 in the constancy data path).
+
+    Returns:
+        ``(image.clamp(max=saturation), mask | saturated)``.
+
+    Shape:
+        - image: :math:`(*, 3, H, W)`; mask: :math:`(*, 1, H, W)` bool.
+        - output: the same shapes.
+
+    Example:
+        >>> img = torch.tensor([0.5, 1.2, 0.9]).view(1, 3, 1, 1)
+        >>> out, m = clip_saturated(img, torch.zeros(1, 1, 1, 1, dtype=torch.bool))
+        >>> out.flatten(), m.item()
+        (tensor([0.5000, 1.0000, 0.9000]), True)
+    """
+    check_channel_dim(image, -3, name="image")
+    saturated = (image >= saturation).any(dim=-3, keepdim=True)
+    return image.clamp(max=saturation), mask | saturated
+
+
 class ConstancyAugment:
     """Random crop, flip, rotation, intensity gain and relighting of a batch, applied on its device.
 
@@ -69,6 +107,9 @@ class ConstancyAugment:
         jitter: relative per-channel jitter of the target illuminant.
         gain_range: per-channel gain range for ``relight="random"``.
         p_relight: probability of relighting a sample.
+        saturation: the sensor's saturation level in the batch's units (1.0 in the constancy data path):
+            after the intensity and relighting gains, values are clipped there and the clipped pixels are
+            masked (:func:`clip_saturated`). A sample whose gains are all <= 1 keeps its mask.
     """
 
     def __init__(
@@ -83,12 +124,13 @@ class ConstancyAugment:
         jitter: float = 0.05,
         gain_range: tuple[float, float] = (0.6, 1.4),
         p_relight: float = 0.8,
+        saturation: float = 1.0,
     ) -> None:
         if relight == "dataset" and (illuminants is None or len(illuminants) == 0):
             raise ValueError("relight='dataset' needs the training illuminants")
         self.size, self.crop, self.flip, self.rotate = size, crop, flip, rotate
         self.intensity, self.mode, self.jitter = intensity, relight, jitter
-        self.gain_range, self.p_relight = gain_range, p_relight
+        self.gain_range, self.p_relight, self.saturation = gain_range, p_relight, saturation
         self.illuminants = None if illuminants is None else illuminants.float()
 
     def __call__(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -122,6 +164,8 @@ class ConstancyAugment:
             )
             image = relight(image, illum, target)
             illum = target / target.norm(dim=-1, keepdim=True)
+        # once, after all gains: the camera clips the product of exposure and illuminant gains
+        image, mask = clip_saturated(image, mask, self.saturation)
         return {**batch, "image": image, "mask": mask, "illuminant": illum}
 
     def _geometry(self, image: Tensor, mask: Tensor, u: object) -> tuple[Tensor, Tensor]:
