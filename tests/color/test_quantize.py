@@ -4,8 +4,8 @@ References used as ground truth:
 - brute force: squared distances to all 313 bins + ``torch.topk`` (exact up to ties);
 - scikit-learn ``NearestNeighbors(algorithm="ball_tree")`` + Gaussian weights, as in the original release
   (richzhang/colorization, ``caffe_traininglayers.py``, class ``NNEncode``);
-- the release's ``PriorFactor`` formula for the rebalancing weights, and its published range with the
-  ImageNet prior (0.097 to 6.17 for lambda = 0.5);
+- the release's ``PriorFactor`` formula for the rebalancing weights (the range it gives with the
+  release's prior, 0.097 to 6.17 for lambda = 0.5, is computed from it, not published);
 - an explicit 2-D convolution on the full ab grid for the prior smoothing.
 """
 
@@ -172,7 +172,8 @@ def _sklearn_dense(ab: np.ndarray, k: int, sigma: float) -> tuple[np.ndarray, np
     Also returns the rows where the original is accurate: far outside the gamut its unshifted
     exp(-d^2 / 2 sigma^2) underflows (to subnormals, then 0 / 0), which tinct avoids.
     """
-    neighbors = pytest.importorskip("sklearn.neighbors")
+    from sklearn import neighbors  # a test extra (tinct[test]): its absence fails, it does not skip
+
     nn = neighbors.NearestNeighbors(n_neighbors=k, algorithm="ball_tree").fit(ab_bins(dtype=torch.float64))
     dist, index = nn.kneighbors(ab)
     with np.errstate(invalid="ignore"):
@@ -193,12 +194,10 @@ def test_soft_encode_matches_original_release_sklearn(k: int, sigma: float) -> N
 
 
 def test_soft_encode_real_photo_matches_sklearn() -> None:
-    skimage = pytest.importorskip("skimage")
     from skimage import color, data, transform
 
     rgb = transform.resize(data.astronaut(), (128, 128), anti_aliasing=True)
     ab = torch.from_numpy(color.rgb2lab(rgb)[..., 1:]).permute(2, 0, 1)[None]  # (1, 2, 128, 128)
-    assert skimage is not None
     expected, accurate = _sklearn_dense(ab[0].reshape(2, -1).t().numpy(), 5, 5.0)
     assert accurate.all()
     for dtype in (torch.float32, torch.float64):
@@ -326,6 +325,19 @@ def test_smooth_prior_equals_full_grid_convolution() -> None:
     torch.testing.assert_close(smooth_prior(counts, 0.0), counts / counts.sum())
     assert smooth_prior(counts.long()).dtype == torch.float64
     assert smooth_prior(counts.float()).dtype == torch.float32
+
+
+def test_a_prior_is_never_smoothed_twice() -> None:
+    counts = bin_counts(_random_ab(4096, -60, 60, seed=8).t().reshape(1, 2, 64, 64))
+    once = smooth_prior(counts)
+    for prior in (reference_prior(), reference_prior(dtype=torch.float64), once, once.float()):
+        with pytest.raises(ValueError, match="already smoothed"):
+            smooth_prior(prior)
+        with pytest.raises(ValueError, match="already smoothed"):
+            empirical_prior(prior)
+    # whole-number counts in a floating dtype are still counts
+    torch.testing.assert_close(smooth_prior(counts.double()), once)
+    torch.testing.assert_close(smooth_prior(counts.float(), 0.0), (counts / counts.sum()).float())
 
 
 def test_prior_errors() -> None:

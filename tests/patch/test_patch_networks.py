@@ -206,8 +206,7 @@ def test_timm_missing(monkeypatch: pytest.MonkeyPatch) -> None:
         _small(backbone="timm/resnet18")
 
 
-def test_timm_backbone() -> None:
-    pytest.importorskip("timm")
+def test_timm_backbone() -> None:  # timm is a test extra (tinct[test]): its absence fails here
     net = _small(backbone="timm/resnet10t")
     assert net(**_inputs(2, 32)).shape == (2, 3)
 

@@ -1,11 +1,10 @@
+import colour
 import numpy as np
 import pytest
 import torch
 
 from tinct.constancy.mondrian import MondrianDataset
 from tinct.spectral.locus import daylight_xy, planckian_xy, sample_illuminants
-
-colour = pytest.importorskip("colour")
 
 
 def test_planckian_matches_colour_science_kang2002() -> None:

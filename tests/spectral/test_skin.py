@@ -9,15 +9,11 @@ import pytest
 from tinct.core.exceptions import DataError
 from tinct.spectral.skin import SKIN_WAVELENGTHS, derive_skin_model, load_skin_model, reflectance_to_lab
 
-NIST = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "spectra" / "nist_skin_reflectance_M38597.csv"
-)
+NIST = "spectra/nist_skin_reflectance_M38597.csv"  # under ../shared/data
 
 
-def test_shipped_model_equals_the_derivation_from_nist() -> None:
-    if not NIST.is_file():
-        pytest.skip(f"{NIST} not found (the ../shared reference data)")
-    derived, shipped = derive_skin_model(NIST), load_skin_model()
+def test_shipped_model_equals_the_derivation_from_nist(shared_file) -> None:
+    derived, shipped = derive_skin_model(shared_file(NIST)), load_skin_model()
     np.testing.assert_allclose(shipped.mean, derived.mean, atol=1e-6)
     np.testing.assert_allclose(shipped.components, derived.components, atol=1e-6)
     np.testing.assert_allclose(shipped.std, derived.std, atol=1e-6)

@@ -170,13 +170,31 @@ def resnet18(in_channels: int = 3, **_: object) -> Backbone:
     return _torchvision_backbone(tv, 512, in_channels, strip)
 
 
+#: Key prefixes of the ImageNet classifier that torchvision's checkpoints hold and these backbones drop.
+_TORCHVISION_HEADS: dict[str, tuple[str, ...]] = {
+    "mobilenet_v2": ("classifier.",),
+    "squeezenet1_1": ("classifier.",),
+    "googlenet": ("fc.", "aux1.", "aux2."),
+    "resnet18": ("fc.",),
+}
+
+
 def create_backbone(
-    name: str, in_channels: int = 3, weights: str | os.PathLike[str] | None = None, **kwargs: object
+    name: str,
+    in_channels: int = 3,
+    weights: str | os.PathLike[str] | None = None,
+    partial: bool = False,
+    **kwargs: object,
 ) -> Backbone:
-    """Build the backbone registered as ``name``; load ``weights`` from a local file if given."""
+    """Build the backbone registered as ``name``; load ``weights`` from a local file if given.
+
+    The file must match the backbone exactly, except for the classifier head of a torchvision ImageNet
+    checkpoint (dropped, with a logged warning); ``partial=True`` accepts any partial match, with a
+    :class:`~tinct.nn.weights.PartialLoadWarning` naming what was missing or ignored.
+    """
     model = BACKBONES.get(name)(in_channels=in_channels, **kwargs)
     if weights:
-        load_weights(model, weights)
+        load_weights(model, weights, partial=partial, head=_TORCHVISION_HEADS.get(name, ()))
     return model
 
 
@@ -197,9 +215,13 @@ class TimmBackbone(nn.Module):
         return f
 
 
-def timm_backbone(name: str, weights: str | None = None) -> TimmBackbone:
+def timm_backbone(name: str, weights: str | None = None, partial: bool = False) -> TimmBackbone:
     """The timm model ``name`` (without its classifier and pooling) as a backbone, random initialisation or
-    the local state dict ``weights``; timm is optional, so its absence is a :class:`ConfigError`."""
+    the local state dict ``weights``; timm is optional, so its absence is a :class:`ConfigError`.
+
+    The file's classifier (timm's ``pretrained_cfg["classifier"]``) is dropped with a logged warning; any
+    other mismatch is a :class:`~tinct.core.exceptions.DataError` unless ``partial=True``.
+    """
     try:
         import timm
     except ImportError:
@@ -208,5 +230,7 @@ def timm_backbone(name: str, weights: str | None = None) -> TimmBackbone:
         ) from None
     model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
     if weights:
-        load_weights(model, weights)
+        classifier = model.pretrained_cfg.get("classifier") or ()
+        heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+        load_weights(model, weights, partial=partial, head=tuple(f"{h}." for h in heads))
     return TimmBackbone(model)

@@ -1,27 +1,61 @@
-"""Weights from a local file the user names, never a download: any common state-dict layout is understood."""
+"""Weights from a local file the user names, never a download: any common state-dict layout is understood.
+
+A load is exact unless the caller says otherwise: every tensor of the model must come from the file and
+every tensor of the file must land in the model. Two ways to relax that, both visible:
+
+- ``head``: key prefixes of a classifier head that the file has and the model was built without (an
+  ImageNet checkpoint loaded into a backbone). Those tensors are dropped and named in a log message.
+- ``partial=True``: any mismatch is accepted (the user asked for it); missing and unexpected tensors are
+  reported in a :class:`PartialLoadWarning`.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from tinct.core.exceptions import DataError
 
-__all__ = ["load_weights"]
+__all__ = ["LoadedWeights", "PartialLoadWarning", "load_weights"]
+
+_log = logging.getLogger(__name__)
+_EXAMPLES = 3
 
 
-def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = False) -> list[str]:
-    """Load a state dict from a local file into ``model`` (``torch.load(weights_only=True)``).
+class PartialLoadWarning(UserWarning):
+    """A partial weights load (``partial=True``) left model tensors at their initialisation or ignored
+    tensors of the file."""
 
-    Accepts a plain state dict, a dict holding one under ``"state_dict"`` or ``"model"`` (Lightning and
-    common training scripts), and torchvision's original key names (``features.*``). Keys of the file that
-    the model lacks (e.g. an ImageNet classifier) are ignored and returned.
 
-    Raises:
-        DataError: the file is missing, cannot be loaded safely, or no tensor in it matches the model.
+@dataclass(frozen=True)
+class LoadedWeights:
+    """What :func:`load_weights` did.
+
+    Attributes:
+        loaded: model keys set from the file.
+        missing: model keys the file did not provide (left at their initialisation).
+        unexpected: file keys that went nowhere (no such model key, or a different shape).
+        head: file keys dropped as the classifier head the caller named (``head=``).
     """
+
+    loaded: tuple[str, ...]
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    head: tuple[str, ...]
+
+
+def _examples(keys: Sequence[str]) -> str:
+    more = f", ... ({len(keys) - _EXAMPLES} more)" if len(keys) > _EXAMPLES else ""
+    return ", ".join(keys[:_EXAMPLES]) + more
+
+
+def _read_state(path: str | os.PathLike[str]) -> dict[str, object]:
     if not os.path.isfile(path):
         raise DataError(f"{path}: weights file not found (tinct never downloads weights; name a local file)")
     try:
@@ -37,9 +71,43 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
                 break
     if not isinstance(state, dict):
         raise DataError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
+def load_weights(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    partial: bool = False,
+    head: Sequence[str] = (),
+) -> LoadedWeights:
+    """Load a state dict from a local file into ``model`` (``torch.load(weights_only=True)``).
+
+    Accepts a plain state dict, a dict holding one under ``"state_dict"`` or ``"model"`` (Lightning and
+    common training scripts), and keys prefixed ``module.``, ``model.`` or ``backbone.``.
+
+    Args:
+        model: the module to load into.
+        path: a local file.
+        partial: accept a file that does not match the model exactly: the matching tensors are loaded, and
+            the missing and unexpected ones are reported in a :class:`PartialLoadWarning`.
+        head: key prefixes (e.g. ``("classifier.",)``) of the file's tensors that belong to a head the
+            model was built without; they are dropped and logged (a WARNING record), not an error. Keys that match a
+            model tensor are never dropped.
+
+    Returns:
+        A :class:`LoadedWeights` naming the loaded, missing, unexpected and dropped-head keys.
+
+    Raises:
+        DataError: the file is missing or cannot be loaded safely; no tensor in it matches the model; or,
+            without ``partial``, a model tensor is missing from it or one of its tensors (outside ``head``)
+            has no place in the model. The message names the file, the counts and a few keys of each.
+    """
+    state = _read_state(path)
     own = model.state_dict()
     matched: dict[str, Tensor] = {}
-    used: set[str] = set()
+    unexpected: list[str] = []
+    dropped: list[str] = []
     for key, value in state.items():
         for candidate in (
             key,
@@ -49,14 +117,28 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], strict: bool = 
         ):
             if candidate in own and isinstance(value, Tensor) and own[candidate].shape == value.shape:
                 matched[candidate] = value
-                used.add(key)
                 break
+        else:
+            (dropped if head and key.startswith(tuple(head)) else unexpected).append(key)
     if not matched:
         raise DataError(
             f"{path}: none of its {len(state)} tensors matches the model's parameters (wrong architecture?)"
         )
     missing = sorted(set(own) - set(matched))
-    if strict and missing:
-        raise DataError(f"{path}: missing {len(missing)} tensors, e.g. {missing[:3]}")
+    unexpected.sort()
+    dropped.sort()
+    if missing or unexpected:
+        report = (
+            f"{path}: {len(matched)} of the model's {len(own)} tensors loaded; "
+            f"{len(missing)} missing from the file" + (f" (e.g. {_examples(missing)})" if missing else "")
+            + f"; {len(unexpected)} of the file's tensors unexpected (no such key or another shape)"
+            + (f" (e.g. {_examples(unexpected)})" if unexpected else "")
+        )  # fmt: skip
+        if not partial:
+            raise DataError(f"{report}; to accept a partial load, ask for it (partial=True)")
+        warnings.warn(f"partial weights load: {report}", PartialLoadWarning, stacklevel=2)
+    if dropped:
+        _log.warning("%s: ignored the %d tensors of the head the model was built without (%s)", path,
+                     len(dropped), _examples(dropped))  # fmt: skip
     model.load_state_dict(matched, strict=False)
-    return sorted(set(state) - used)
+    return LoadedWeights(tuple(sorted(matched)), tuple(missing), tuple(unexpected), tuple(dropped))

@@ -1,7 +1,8 @@
 """The 313 in-gamut ab bins of Zhang, Isola & Efros (2016), the classes of colorization.
 
 Colorization as multinomial classification: the ab plane is cut into squares of side 10 and the 313
-square centres that the sRGB gamut reaches (as published with the paper) are the classes. A target ab
+square centres published with the paper are the classes (they hold the 261 that the sRGB gamut reaches and
+52 beyond it; see ``resources/PROVENANCE.md``). A target ab
 map is soft-encoded over its k nearest bins with Gaussian weights (:mod:`~tinct.color.quantize.encode`),
 rare colours are up-weighted with rebalancing weights derived from the empirical prior
 (:mod:`~tinct.color.quantize.prior`), and a predicted distribution is decoded to ab with the annealed mean

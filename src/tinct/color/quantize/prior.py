@@ -1,4 +1,20 @@
-"""The empirical ab prior over the bins, its smoothing, and the class-rebalancing weights derived from it.
+"""The ab prior over the bins, the smoothing that makes it, and the class-rebalancing weights derived from it.
+
+Two kinds of object, kept apart so that a prior is never smoothed twice:
+
+- **counts**: the raw histogram, whole numbers of ab values per bin (:func:`bin_counts`,
+  :attr:`PriorAccumulator.counts`);
+- **prior**: counts smoothed with a Gaussian over the ab plane and normalised to sum 1, the :math:`\tilde p`
+  of the paper's equation 4 (:func:`smooth_prior`, :func:`empirical_prior`, :meth:`PriorAccumulator.prior`,
+  :func:`reference_prior`).
+
+Only counts can be smoothed: :func:`smooth_prior` refuses values that are not whole numbers, so passing it a
+prior (the reference prior, or its own output) is an error rather than a second, silent blur.
+
+:func:`reference_prior` is the release's ``prior_probs.npy``: a prior in this sense. The release's training
+code (``PriorFactor`` in ``caffe_traininglayers.py``) uses it as :math:`\tilde p` with no further
+smoothing, so tinct does the same; how it was smoothed (the paper says sigma = 5) is not recorded in the
+release.
 
 References:
     Zhang, R., Isola, P., & Efros, A. A. (2016). Colorful Image Colorization. ECCV 2016, LNCS 9907,
@@ -28,7 +44,10 @@ __all__ = [
 
 
 def reference_prior(device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
-    """The smoothed empirical ab prior over the 313 bins measured on ImageNet by Zhang et al. (2016).
+    """The ImageNet ab prior of Zhang et al. (2016), already smoothed: the release's ``prior_probs.npy``.
+
+    It is a prior, not counts (see the module docstring): use it as it is (:func:`rebalancing_weights`);
+    :func:`smooth_prior` refuses it.
 
     Args:
         device: device of the result.
@@ -51,7 +70,7 @@ def reference_prior(device: torch.device | str | None = None, dtype: torch.dtype
 
 
 def bin_counts(ab: Tensor, dim: int = -3) -> Tensor:
-    """Histogram of ab values over the 313 bins by nearest bin (the raw, unsmoothed prior counts).
+    """Histogram of ab values over the 313 bins by nearest bin: the raw counts a prior is smoothed from.
 
     Sum the results over a dataset (or use :class:`PriorAccumulator`) and pass them to
     :func:`smooth_prior`. Non-finite ab values are skipped.
@@ -90,7 +109,8 @@ def smooth_prior(counts: Tensor, sigma: float = 5.0) -> Tensor:
     convolution on the full grid restricted to the gamut (mass spread outside the gamut is dropped).
 
     Args:
-        counts: non-negative counts (any dtype), at least one positive.
+        counts: non-negative whole-number counts (any dtype), at least one positive: the raw histogram
+            of :func:`bin_counts`, never a prior (a prior is already smoothed).
         sigma: standard deviation in ab units, >= 0 (0: no smoothing); the paper uses 5.
 
     Returns:
@@ -107,6 +127,11 @@ def smooth_prior(counts: Tensor, sigma: float = 5.0) -> Tensor:
         >>> round(prior.sum().item(), 6), prior.argmax().item()
         (1.0, 120)
 
+    Raises:
+        ValueError: the counts are negative, not finite, all zero, or not whole numbers (a probability
+            vector such as :func:`reference_prior` or a result of this function: smoothing it again
+            would blur it twice).
+
     References:
         Zhang, Isola & Efros (2016), Colorful Image Colorization, ECCV, section 2.2.
     """
@@ -118,6 +143,12 @@ def smooth_prior(counts: Tensor, sigma: float = 5.0) -> Tensor:
         raise ValueError("counts must be finite and non-negative")
     if not bool(values.sum() > 0):
         raise ValueError("counts are all zero: there is no sample to estimate a prior from")
+    if not bool((values == values.round()).all()):
+        raise ValueError(
+            "smooth_prior takes raw bin counts (whole numbers, from bin_counts or PriorAccumulator), got "
+            f"fractional values summing to {float(values.sum()):.6g}: that is a prior (reference_prior() or "
+            "the result of smooth_prior / empirical_prior), already smoothed; use it as it is"
+        )
     if sigma > 0:
         bins = ab_bins(values.device, values.dtype)
         d2 = (bins[:, None, :] - bins[None, :, :]).square().sum(-1)
@@ -126,7 +157,7 @@ def smooth_prior(counts: Tensor, sigma: float = 5.0) -> Tensor:
 
 
 class PriorAccumulator:
-    """Streams bin counts over a dataset; :meth:`prior` gives the smoothed empirical prior.
+    """Streams bin counts over a dataset; :meth:`prior` smooths them into a prior.
 
     Example:
         >>> acc = PriorAccumulator()
@@ -160,11 +191,12 @@ class PriorAccumulator:
 
 
 def empirical_prior(ab_or_counts: Tensor | Iterable[Tensor], sigma: float = 5.0, dim: int = -3) -> Tensor:
-    """Smoothed empirical ab prior of ab values, of a sequence of ab tensors, or of bin counts.
+    """The prior (smoothed, sum 1) of ab values, of a sequence of ab tensors, or of bin counts.
 
     Args:
         ab_or_counts: an ab tensor :math:`(*, 2, H, W)`, an iterable of them (e.g. images of different
-            sizes, or a data loader yielding ab maps), or counts :math:`(313,)` from :func:`bin_counts`.
+            sizes, or a data loader yielding ab maps), or counts :math:`(313,)` from :func:`bin_counts`
+            (whole numbers; a prior is refused, see :func:`smooth_prior`).
         sigma: standard deviation of the smoothing Gaussian in ab units, >= 0; the paper uses 5.
         dim: channel axis of the ab tensors.
 
