@@ -6,6 +6,10 @@
 ``--rdzv-id``). Each process is ``ddp_worker.py``, which hands its arguments to ``tinct.cli.main.main``
 and adds only a callback that reports, per rank, the metrics it computed, a hash of its final weights,
 and every file operation it made under the output folder (see the worker's docstring for how).
+
+The validation and test splits (33 scenes) do not divide by the two ranks, and with a batch size of 16
+one rank runs a batch more than the other: the metrics of both must be those of one process scoring
+every scene once (Lightning's default sampler would pad the splits, scoring a scene twice).
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ import pytest
 import torch
 
 from tinct.core.exceptions import RunDirError
-from tinct.engine import RunDir
+from tinct.engine import RunDir, evaluate, load_task
 from tinct.engine.config import config_from_dict
-from tinct.engine.train import resolve_run_dir
+from tinct.engine.train import build_trainer, resolve_run_dir
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().with_name("ddp_worker.py")
@@ -37,8 +41,8 @@ EPOCHS = 2
 TINY = {
     "name": "tiny",
     "data.n_train": 64,
-    "data.n_val": 32,
-    "data.n_test": 32,
+    "data.n_val": 33,  # odd, so the two ranks get 17 and 16 scenes: batches of 16 + 1 and of 16
+    "data.n_test": 33,
     "data.size": 16,
     "data.batch_size": 16,
     "data.num_workers": 0,
@@ -175,6 +179,20 @@ def test_ddp_two_cpu_ranks_agree_and_only_rank0_writes(tmp_path: Path, launcher:
     assert {f"{run.name}/{f}" for f in LAYOUT} <= renamed  # every file, figures too, written atomically
     assert {f"{run.name}/{f}" for f in files} <= renamed | opened  # nothing written behind the hook's back
     assert all(p in (".", run.name) or p.startswith(f"{run.name}/") for _, p in r0["writes"])
+
+    # -- (3) every scene scored exactly once: the metrics of one process on the same checkpoint --------
+    one = evaluate(run, checkpoint="best", out=tmp_path / "evaluation.json")
+    test = {k: v for k, v in r0["test_metrics"].items() if k.startswith("test/")}
+    assert test.keys() == one.keys() and test == pytest.approx(one, rel=1e-5, abs=1e-6)
+    # the loss term, a batch-size-weighted mean over both ranks, is the mean over scenes too
+    assert test["test/loss"] == pytest.approx(test["test/angular_mean"], rel=1e-5)
+    task = load_task(run, "best")
+    trainer = build_trainer(task.cfg, None, [], accelerator="cpu", devices=1)
+    (val,) = trainer.validate(task, datamodule=task.build_datamodule(), verbose=False)
+    best = {k: v for k, v in json.loads((run / "metrics.json").read_text()).items() if k.startswith("val/")}
+    assert best.keys() == val.keys() and best == pytest.approx(
+        {k: float(v) for k, v in val.items()}, rel=1e-5
+    )
 
 
 @pytest.fixture

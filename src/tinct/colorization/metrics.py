@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torchmetrics import Metric
 
 from tinct.color._math import safe_sqrt
 from tinct.color.lab import lab_to_rgb, rgb_to_lab
@@ -44,6 +45,7 @@ from tinct.core.exceptions import ShapeError
 __all__ = [
     "AUC_MAX_THRESHOLD",
     "ABAccuracy",
+    "ABAuC",
     "ab_auc",
     "ab_errors",
     "colorfulness",
@@ -128,10 +130,60 @@ def pixel_rebalancing_weights(true_ab: Tensor, prior: Tensor | None = None, dim:
     if not bool((prior > 0).all()) or not bool(torch.isfinite(prior).all()):
         raise ValueError(
             "pixel_rebalancing_weights: prior must be finite and strictly positive (a bin with p = 0 "
-            "would weigh infinitely); smooth it first, e.g. tinct.color.quantize.smooth_prior"
+            "would weigh infinitely); smooth its bin counts, e.g. tinct.color.quantize.smooth_prior"
         )
     weights = rebalancing_weights(prior.to(device=true_ab.device, dtype=torch.float64), lam=0.0)
     return weights[nearest_bin(true_ab, dim)].to(true_ab.dtype)
+
+
+def _threshold_intervals(max_threshold: float, step: float) -> int:
+    """The number of threshold steps in [0, max_threshold] (checked: a finite multiple of step)."""
+    check_positive(max_threshold, "max_threshold")
+    check_positive(step, "step")
+    ratio = max_threshold / step
+    intervals = round(ratio) if math.isfinite(ratio) else 0
+    if intervals < 1 or not math.isclose(intervals * step, max_threshold, rel_tol=1e-9):
+        raise ValueError(
+            f"max_threshold must be a finite multiple of step, got max_threshold={max_threshold}, step={step}"
+        )
+    return intervals
+
+
+def _error_histogram(errors: Tensor, weights: Tensor | None, step: float, num_thresholds: int) -> Tensor:
+    """Weighted float64 histogram of ``ceil(error / step)`` clamped to [0, num_thresholds] (see ABAccuracy)."""
+    check_tensor(errors, "errors")
+    if weights is not None:
+        check_tensor(weights, "weights")
+        check_same_shape(errors, weights, ("errors", "weights"))
+        weights = weights.detach().reshape(-1).to(device=errors.device, dtype=torch.float64)
+        if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+            raise ValueError("ABAccuracy.update: weights must be finite and non-negative")
+    flat = errors.detach().reshape(-1)
+    size = num_thresholds + 1
+    hist = torch.zeros(size, dtype=torch.float64, device=errors.device)
+    for start in range(0, flat.numel(), _CHUNK):
+        part = flat[start : start + _CHUNK].to(torch.float64)
+        scaled = torch.where(torch.isfinite(part), part / step, math.inf)
+        index = scaled.ceil_().clamp_(0, num_thresholds).long()
+        chunk_weights = None if weights is None else weights[start : start + _CHUNK]
+        hist += torch.bincount(index, weights=chunk_weights, minlength=size).to(torch.float64)
+    return hist
+
+
+def _accuracy_curve(hist: Tensor | None, step: float) -> tuple[Tensor, Tensor]:
+    """Thresholds and cumulative accuracy of an error histogram (float64, CPU); see ABAccuracy.curve."""
+    if hist is None or not bool(hist.sum() > 0):
+        raise ValueError("ABAccuracy: no errors accumulated (or only zero weights); call update() first")
+    hist = hist.detach().cpu().to(torch.float64)
+    thresholds = torch.arange(hist.numel() - 1, dtype=torch.float64) * step
+    accuracy = hist[:-1].cumsum(0) / hist.sum()
+    return thresholds, accuracy
+
+
+def _curve_auc(accuracy: Tensor) -> float:
+    # Equal spacing: the trapezoid rule over [0, max_threshold] divided by max_threshold.
+    area = (accuracy.sum() - 0.5 * (accuracy[0] + accuracy[-1])) / (accuracy.numel() - 1)
+    return min(1.0, max(0.0, float(area)))
 
 
 class ABAccuracy:
@@ -162,14 +214,7 @@ class ABAccuracy:
     """
 
     def __init__(self, max_threshold: float = AUC_MAX_THRESHOLD, step: float = 1.0) -> None:
-        check_positive(max_threshold, "max_threshold")
-        check_positive(step, "step")
-        ratio = max_threshold / step
-        intervals = round(ratio) if math.isfinite(ratio) else 0
-        if intervals < 1 or not math.isclose(intervals * step, max_threshold, rel_tol=1e-9):
-            raise ValueError(
-                f"max_threshold must be a finite multiple of step, got max_threshold={max_threshold}, step={step}"
-            )
+        intervals = _threshold_intervals(max_threshold, step)
         self.max_threshold = float(max_threshold)
         self.step = float(step)
         self.num_thresholds = intervals + 1
@@ -199,22 +244,7 @@ class ABAccuracy:
             - errors: any.
             - weights: same as ``errors``.
         """
-        check_tensor(errors, "errors")
-        if weights is not None:
-            check_tensor(weights, "weights")
-            check_same_shape(errors, weights, ("errors", "weights"))
-            weights = weights.detach().reshape(-1).to(device=errors.device, dtype=torch.float64)
-            if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
-                raise ValueError("ABAccuracy.update: weights must be finite and non-negative")
-        flat = errors.detach().reshape(-1)
-        size = self.num_thresholds + 1
-        hist = torch.zeros(size, dtype=torch.float64, device=errors.device)
-        for start in range(0, flat.numel(), _CHUNK):
-            part = flat[start : start + _CHUNK].to(torch.float64)
-            scaled = torch.where(torch.isfinite(part), part / self.step, math.inf)
-            index = scaled.ceil_().clamp_(0, self.num_thresholds).long()
-            chunk_weights = None if weights is None else weights[start : start + _CHUNK]
-            hist += torch.bincount(index, weights=chunk_weights, minlength=size).to(torch.float64)
+        hist = _error_histogram(errors, weights, self.step, self.num_thresholds)
         if self._hist is None:
             self._hist = hist
         else:
@@ -234,12 +264,7 @@ class ABAccuracy:
         Shape:
             - Output: :math:`(T,)` and :math:`(T,)`, T = max_threshold / step + 1 (151 by default).
         """
-        if self._hist is None or not bool(self._hist.sum() > 0):
-            raise ValueError("ABAccuracy: no errors accumulated (or only zero weights); call update() first")
-        hist = self._hist.cpu()
-        thresholds = torch.arange(self.num_thresholds, dtype=torch.float64) * self.step
-        accuracy = hist[:-1].cumsum(0) / hist.sum()
-        return thresholds, accuracy
+        return _accuracy_curve(self._hist, self.step)
 
     def auc(self) -> float:
         """Area under the accuracy curve (trapezoid rule) divided by max_threshold, in [0, 1].
@@ -247,15 +272,68 @@ class ABAccuracy:
         Raises:
             ValueError: if nothing (or only zero weight) has been accumulated.
         """
-        _, accuracy = self.curve()
-        # Equal spacing: the trapezoid rule over [0, max_threshold] divided by max_threshold.
-        area = (accuracy.sum() - 0.5 * (accuracy[0] + accuracy[-1])) / (self.num_thresholds - 1)
-        return min(1.0, max(0.0, float(area)))
+        return _curve_auc(self.curve()[1])
 
     def __repr__(self) -> str:
         return (
             f"ABAccuracy(max_threshold={self.max_threshold}, step={self.step}, "
             f"total_weight={self.total_weight})"
+        )
+
+
+class ABAuC(Metric):
+    """The AuC of :class:`ABAccuracy` as a :class:`torchmetrics.Metric`: for the epochs of a training run.
+
+    The same histogram as :class:`ABAccuracy` (so the same numbers) is its state, summed over batches and,
+    in a distributed run, over processes, so the AuC is that of every pixel seen, not a mean of per-batch
+    AuCs (which weighs each batch by its number of images instead of its pixels' total weight: far off for
+    the rebalanced AuC, whose weights vary a lot between photos). Its state is not saved in checkpoints.
+
+    Args:
+        max_threshold: largest threshold, > 0, a multiple of ``threshold_step``; the paper uses 150.
+        threshold_step: spacing of the thresholds, > 0; the paper uses 1.
+        **kwargs: :class:`torchmetrics.Metric`'s own.
+
+    Example:
+        >>> metric = ABAuC()
+        >>> metric.update(torch.zeros(4, 4))
+        >>> metric.update(torch.full((4, 4), 200.0))
+        >>> metric.compute().item()
+        0.5
+
+    References:
+        Zhang, Isola & Efros (2016), Colorful Image Colorization, ECCV, section 3.1 and table 1.
+    """
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = True
+
+    hist: Tensor
+
+    def __init__(
+        self, max_threshold: float = AUC_MAX_THRESHOLD, threshold_step: float = 1.0, **kwargs: object
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.num_thresholds = _threshold_intervals(max_threshold, threshold_step) + 1
+        self.threshold_step = float(threshold_step)
+        self.add_state(
+            "hist", default=torch.zeros(self.num_thresholds + 1, dtype=torch.float64), dist_reduce_fx="sum"
+        )
+
+    def update(self, errors: Tensor, weights: Tensor | None = None) -> None:
+        """Accumulate ab errors (and pixel weights), as :meth:`ABAccuracy.update`."""
+        hist = _error_histogram(errors, weights, self.threshold_step, self.num_thresholds)
+        self.hist += hist.to(self.hist)
+
+    def compute(self) -> Tensor:
+        """The AuC in [0, 1] (float64).
+
+        Raises:
+            ValueError: if nothing (or only zero weight) has been accumulated.
+        """
+        return torch.tensor(
+            _curve_auc(_accuracy_curve(self.hist, self.threshold_step)[1]), dtype=torch.float64
         )
 
 

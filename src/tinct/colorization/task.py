@@ -9,8 +9,10 @@ baseline (ab regressed directly), ``model.rebalance: false`` the unweighted clas
 
 The L channel is normalised as in the original release, ``(L - 50) / 100`` (``data.l_cent``,
 ``data.l_norm``). Validation and test log the metrics of the paper at the crop's resolution: raw and
-class-rebalanced AuC of the ab error, PSNR of the sRGB result and colourfulness. ``tinct evaluate
-colorization`` measures the same on whole photos at full resolution (:mod:`tinct.colorization.colorize`).
+class-rebalanced AuC of the ab error (pooled over every pixel of the epoch,
+:class:`~tinct.colorization.metrics.ABAuC`), mean PSNR of the sRGB result and mean colourfulness over the
+photos. ``tinct evaluate colorization`` measures the same on whole photos at full resolution
+(:mod:`tinct.colorization.colorize`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
+from torchmetrics import Metric
 
 from tinct.colorization.networks import Colorizer
 from tinct.core.config import ExperimentConfig, StrictModel
@@ -175,7 +178,8 @@ class ColorizationDataModule(SplitDataModule):
 
 
 def data_prior(images: Sequence[np.ndarray], sigma: float = 5.0) -> Tensor:
-    """The smoothed empirical ab prior of uint8 sRGB photos ``H x W x 3`` (float64, (313,))."""
+    """The ab prior of uint8 sRGB photos ``H x W x 3``: their bin counts smoothed (``sigma``), sum 1
+    (float64, (313,)); see :mod:`tinct.color.quantize.prior`."""
     from tinct.color.lab import rgb_to_lab
     from tinct.color.quantize import PriorAccumulator
 
@@ -263,6 +267,9 @@ class ColorizationTask(Task):
         return se.mean()
 
     def step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Loss and network output; out of training also the inputs of the epoch metrics: per-pixel ab
+        errors and rebalancing weights (b, H, W), per-photo PSNR and colourfulness (b,), and as ``errors``
+        each photo's mean ab error."""
         from tinct.color.lab import rgb_to_lab
 
         d = self.cfg.data
@@ -277,27 +284,44 @@ class ColorizationTask(Task):
 
     def _metrics(self, out: Tensor, lightness: Tensor, ab: Tensor, rgb: Tensor) -> dict[str, Tensor]:
         from tinct.color.lab import lab_to_rgb
-        from tinct.colorization.metrics import (
-            ABAccuracy,
-            ab_errors,
-            colorfulness,
-            pixel_rebalancing_weights,
-            psnr,
-        )
+        from tinct.colorization.metrics import ab_errors, colorfulness, pixel_rebalancing_weights, psnr
 
         pred_ab = self.colorizer().decode(out)
         pred_ab = F.interpolate(pred_ab, size=ab.shape[-2:], mode="bilinear", align_corners=False)
         errors = ab_errors(pred_ab, ab)
         pred_rgb = lab_to_rgb(torch.cat([lightness, pred_ab], 1), clip=True)
+        # Per pixel / per photo, never 0-d: these feed the epoch metrics, not the batch-mean terms.
         return {
-            "auc_raw": torch.tensor(ABAccuracy().update(errors).auc(), device=out.device),
-            "auc_rebalanced": torch.tensor(
-                ABAccuracy().update(errors, pixel_rebalancing_weights(ab)).auc(), device=out.device
-            ),
-            "psnr": psnr(pred_rgb, rgb).clamp(max=100.0).mean(),
-            "colorfulness": colorfulness(pred_rgb).mean(),
+            "pixel_errors": errors,
+            "pixel_weights": pixel_rebalancing_weights(ab),
+            "image_psnr": psnr(pred_rgb, rgb).clamp(max=100.0).reshape(-1),
+            "image_colorfulness": colorfulness(pred_rgb).reshape(-1),
             "errors": errors.mean(dim=(-2, -1)),
         }
+
+    def build_metrics(self, stage: str) -> dict[str, Metric]:
+        """The base class's ab-error statistics, ``auc_raw`` / ``auc_rebalanced`` (pooled over every pixel
+        of the epoch), ``psnr`` and ``colorfulness`` (means over photos; PSNR capped at 100 dB per photo,
+        as ``tinct evaluate colorization`` does)."""
+        from torchmetrics.aggregation import MeanMetric
+
+        from tinct.colorization.metrics import ABAuC
+
+        return {
+            **super().build_metrics(stage),
+            "auc_raw": ABAuC(),
+            "auc_rebalanced": ABAuC(),
+            "psnr": MeanMetric(nan_strategy="error"),
+            "colorfulness": MeanMetric(nan_strategy="error"),
+        }
+
+    def update_metrics(self, stage: str, batch: Any, out: dict[str, Tensor]) -> None:
+        super().update_metrics(stage, batch, out)
+        metrics = self.epoch_metrics[stage]
+        metrics["auc_raw"].update(out["pixel_errors"])
+        metrics["auc_rebalanced"].update(out["pixel_errors"], out["pixel_weights"])
+        metrics["psnr"].update(out["image_psnr"])
+        metrics["colorfulness"].update(out["image_colorfulness"])
 
     def build_datamodule(self) -> L.LightningDataModule:
         return ColorizationDataModule(self.cfg)  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from tinct.color.illuminant import angular_error
 from tinct.constancy.task import IlluminantDataConfig, IlluminantDataModule, build_backbone, preprocess_input
-from tinct.constancy.transforms import relight
+from tinct.constancy.transforms import clip_saturated, relight
 from tinct.core.checks import check_choice, check_shape
 from tinct.core.config import ExperimentConfig, StrictModel
 from tinct.engine.task import TASKS, ReportColumn, ReportTable, Task
@@ -107,6 +107,13 @@ def _shifted_illuminants(
     return out.to(device=illuminants.device, dtype=illuminants.dtype)
 
 
+def _clipped(image: Tensor) -> Tensor:
+    """Relit linear images clipped at saturation 1.0, with the clipped pixels zeroed (masked)."""
+    mask = torch.zeros_like(image[..., :1, :, :], dtype=torch.bool)
+    image, mask = clip_saturated(image, mask)
+    return image.masked_fill(mask, 0.0)
+
+
 def make_contrastive_views(
     images: Tensor,
     illuminants: Tensor,
@@ -139,9 +146,11 @@ def make_contrastive_views(
           positive_scene_index: :math:`(B,)`; negative_illuminants: :math:`(B, N, 3)`.
 
     Note:
-        Relit images are not clipped: values may exceed 1 where a gain does, which the per-image maximum
-        normalisation of the input pipeline absorbs. A batch of one has no other scene, so its positive
-        is the anchor itself.
+        Relit views are clipped at the sensor's saturation level 1.0 as a camera would record them, and the
+        pixels that reach it in any channel are zeroed like the masked pixels of the anchors
+        (:func:`tinct.constancy.transforms.clip_saturated`): a gain above 1 never makes a super-white whose
+        chromaticity no camera could record. A batch of one has no other scene, so its positive is the
+        anchor itself.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -157,7 +166,7 @@ def make_contrastive_views(
         raise ValueError(f"min_angle must be in [0, 45] degrees, got {min_angle}")
     b, device = images.shape[0], images.device
     src = _derangement(b, generator).to(device) if b > 1 else torch.zeros(1, dtype=torch.long, device=device)
-    positive = relight(images[src], illuminants[src], illuminants)
+    positive = _clipped(relight(images[src], illuminants[src], illuminants))
 
     unit = illuminants.detach() / illuminants.detach().norm(dim=-1, keepdim=True).clamp_min(1e-8)
     pair = angular_error(unit[:, None].expand(b, b, 3), unit[None, :].expand(b, b, 3))
@@ -170,7 +179,7 @@ def make_contrastive_views(
     if not bool(has.all()):
         shifted = _shifted_illuminants(unit, n_negatives, min_angle, generator)
         negative_illuminants = torch.where(has[:, None, None], negative_illuminants, shifted)
-    negatives = relight(images[:, None], illuminants[:, None], negative_illuminants)
+    negatives = _clipped(relight(images[:, None], illuminants[:, None], negative_illuminants))
     return {
         "anchor": images,
         "positive": positive,
@@ -347,6 +356,7 @@ class EmbeddingModelConfig(StrictModel):
     width: int = Field(16, ge=1)
     depth: int = Field(4, ge=1)
     weights: str | None = None
+    weights_partial: bool = False
     input_space: Literal["linear", "log"] = "linear"
     embed_dim: int = Field(128, ge=1)
     projector_hidden: int = Field(128, ge=0)

@@ -118,13 +118,16 @@ class IlluminantModelConfig(StrictModel):
     ``head``: ``regression`` (global pooling + MLP) or ``fc4`` (confidence-weighted pooling). ``init``: a
     run directory or checkpoint (of an ``illuminant_embedding`` or ``illuminant`` run) whose backbone
     weights initialise this one; ``freeze``: train the head only (the backbone, BatchNorm statistics
-    included, stays exactly as loaded).
+    included, stays exactly as loaded). ``weights``: a local backbone weights file; it must match the
+    backbone exactly (the ImageNet classifier of a torchvision checkpoint aside) unless
+    ``weights_partial: true``, which loads what matches and warns about the rest.
     """
 
     backbone: BackboneName = "small_cnn"
     width: int = Field(16, ge=1)
     depth: int = Field(4, ge=1)
     weights: str | None = None
+    weights_partial: bool = False
     input_space: Literal["linear", "log"] = "linear"
     head: Literal["regression", "fc4"] = "regression"
     hidden: int = Field(64, ge=0)
@@ -376,8 +379,10 @@ class IlluminantTask(Task):
 
     def forward_head(self, features: Tensor) -> Tensor:
         out = self.head(features)
-        rgb = (out if self.cfg.model.head == "fc4" else F.softplus(out)) + 1e-4
-        return rgb / rgb.norm(dim=-1, keepdim=True)
+        rgb = out if self.cfg.model.head == "fc4" else F.softplus(out)
+        # No constant added before normalising (a +1e-4 used to pull small outputs towards grey). eps only
+        # keeps an all-underflowed output at zero, whose angular error is then NaN instead of a fake grey.
+        return F.normalize(rgb, dim=-1, eps=1e-12)
 
     def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.forward_head(self.forward_features(self.preprocess(image, mask)))
@@ -436,7 +441,7 @@ class IlluminantTask(Task):
 
 
 def build_backbone(m: Any) -> nn.Module:
-    """The backbone of a model section with ``backbone, width, depth, weights`` (illuminant and embedding
+    """The backbone of a model section with ``backbone, width, depth, weights, weights_partial`` (illuminant and embedding
     tasks share it, so a pretrained embedding's ``backbone.*`` weights load into the illuminant task)."""
     kwargs = {"width": m.width, "depth": m.depth} if m.backbone == "small_cnn" else {}
-    return create_backbone(m.backbone, in_channels=3, weights=m.weights, **kwargs)
+    return create_backbone(m.backbone, in_channels=3, weights=m.weights, partial=m.weights_partial, **kwargs)

@@ -1,9 +1,18 @@
 """The task interface: one LightningModule per problem, built from a typed config.
 
 A task owns its model, loss and metrics. ``step(batch)`` returns a dict with at least ``"loss"`` and
-``"output"`` (plus any named terms, logged automatically), and optionally ``"errors"``: per-sample errors
-whose distribution statistics (mean, median, trimean, best/worst 25 %) are computed over the whole epoch
-and logged as ``<stage>/<error_name>_<stat>``.
+``"output"`` (plus any named scalar terms, logged automatically), and optionally ``"errors"``: per-sample
+errors whose distribution statistics (mean, median, trimean, best/worst 25 %, max) are computed over the
+whole epoch and logged as ``<stage>/<error_name>_<stat>``.
+
+How validation and test numbers are pooled: every sample is evaluated exactly once (in a distributed run
+:class:`SplitDataModule` gives each process an unpadded share of the split); each scalar term is a
+``torchmetrics`` mean weighted by batch size, its sums added over processes before dividing, so the mean
+over samples (Lightning's own synchronised epoch mean divides the integer sample count by the number of
+processes in place, truncating it: 33 samples on two processes count as 32); the per-sample statistics and
+each task's own metrics are ``torchmetrics`` metrics too (:meth:`Task.build_metrics`), computed once over
+the whole epoch on every process's samples. Training terms are Lightning's epoch means (the padded
+training sampler gives every process as many samples).
 """
 
 from __future__ import annotations
@@ -18,10 +27,13 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torchmetrics import Metric
 
 from tinct.core.config import ExperimentConfig, OptimConfig
+from tinct.core.exceptions import DataError
 from tinct.core.registry import Registry
+from tinct.engine.metrics import SampleStatistics, WeightedMean
 from tinct.engine.statistics import error_statistics
 
 __all__ = ["TASKS", "ReportColumn", "ReportTable", "SplitDataModule", "Task", "build_scheduler"]
@@ -73,6 +85,11 @@ class SplitDataModule(L.LightningDataModule):
     batched by ``cfg.data.batch_size`` with ``cfg.data.num_workers`` workers (shuffled for training).
 
     ``drop_last_train``: drop a last, smaller training batch (tasks whose loss needs full batches).
+
+    In a distributed run the validation and test loaders split their set between the processes without
+    padding (Lightning's ``UnrepeatedDistributedSampler``; its default sampler repeats samples so that every
+    process gets as many), so every sample is scored exactly once and some processes may run one batch
+    fewer. Training keeps Lightning's padded, shuffled sampler.
     """
 
     drop_last_train: ClassVar[bool] = False
@@ -88,11 +105,29 @@ class SplitDataModule(L.LightningDataModule):
         from torch.utils.data import DataLoader
 
         d = self.cfg.data
+        sampler = None if shuffle else self._eval_sampler(ds)
         return DataLoader(
             ds, batch_size=d.batch_size, shuffle=shuffle, num_workers=d.num_workers,
-            persistent_workers=d.num_workers > 0,
+            persistent_workers=d.num_workers > 0, sampler=sampler,
             drop_last=self.drop_last_train and shuffle and len(ds) > d.batch_size,
         )  # fmt: skip
+
+    def _eval_sampler(self, ds: Any) -> Any:
+        """An unpadded share of ``ds`` for this process of a distributed run (None: not distributed)."""
+        from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+        trainer = self.trainer
+        kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+        if not kwargs or kwargs.get("num_replicas", 1) <= 1:
+            return None
+        if len(ds) < kwargs["num_replicas"]:
+            raise DataError(
+                f"an evaluation split of {len(ds)} sample(s) cannot be shared by {kwargs['num_replicas']} "
+                "processes without scoring a sample twice; evaluate on fewer devices (tinct evaluate runs "
+                "on one)"
+            )
+        # A DistributedSampler subclass, so Lightning keeps it instead of injecting its padded one.
+        return UnrepeatedDistributedSampler(ds, shuffle=False, **kwargs)
 
     def train_dataloader(self) -> Any:
         assert self.train_set is not None, "setup() has not run"
@@ -118,9 +153,10 @@ class ReportColumn:
 class ReportTable:
     """The study-style table of a task's runs in ``tinct report`` (:mod:`tinct.engine.report`).
 
-    One row per run that has the task's main metric (``monitor``), best first: ``first`` (the run's name, or
-    its sweep parameters), ``Epochs``, then ``columns``, from the test metrics where the run has them, else
-    from the validation metrics.
+    One row per run that has the task's main metric (``monitor``), best on validation first: ``first`` (the
+    run's name, or its sweep parameters), ``Epochs``, ``val <header>`` (the validation ``monitor`` that ranks
+    the rows), then ``columns``, from the test metrics where the run has them, else from the validation
+    metrics. The test metrics never rank.
 
     Attributes:
         title: the table's heading.
@@ -151,6 +187,8 @@ class Task(L.LightningModule, abc.ABC):
         report_table: the table of the task's runs in ``tinct report`` (its metric columns, decimals,
             note), sorted by ``monitor``; None (the base class, and a run of a task that is not installed):
             a table of every ``val/`` and ``test/`` metric the runs have.
+        epoch_metrics: ``{"val": ..., "test": ...}``, the :meth:`build_metrics` of each stage (submodules,
+            so they follow the task's device; their states are not saved in checkpoints).
     """
 
     Config: ClassVar[type[ExperimentConfig]] = ExperimentConfig
@@ -162,7 +200,11 @@ class Task(L.LightningModule, abc.ABC):
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self._errors: dict[str, list[Tensor]] = {"val": [], "test": []}
+        self.epoch_metrics = nn.ModuleDict(
+            {stage: nn.ModuleDict(self.build_metrics(stage)) for stage in ("val", "test")}
+        )
+        # The scalar terms of step() (loss ...): a batch-size-weighted mean each, made at their first batch.
+        self.epoch_terms = nn.ModuleDict({stage: nn.ModuleDict() for stage in ("val", "test")})
 
     # -- required of every task -----------------------------------------------------------------
     @abc.abstractmethod
@@ -189,6 +231,49 @@ class Task(L.LightningModule, abc.ABC):
         """
         return {}
 
+    # -- epoch metrics ----------------------------------------------------------------------------
+    def build_metrics(self, stage: str) -> dict[str, Metric]:
+        """The ``torchmetrics`` metrics of a ``"val"`` or ``"test"`` epoch, by name.
+
+        A metric whose ``compute()`` returns a mapping is logged as ``<stage>/<key>`` for each of its keys,
+        any other as ``<stage>/<name>``. Called by ``Task.__init__`` (so before the rest of a subclass's
+        ``__init__``). The base class: ``errors``, the :func:`~tinct.engine.statistics.error_statistics`
+        of the per-sample ``"errors"`` of :meth:`step`, as ``<error_name>_mean`` ...
+        """
+        return {
+            "errors": SampleStatistics(
+                error_statistics, name=f"{stage}/{self.error_name}", prefix=f"{self.error_name}_"
+            )
+        }
+
+    def update_metrics(self, stage: str, batch: Any, out: dict[str, Tensor]) -> None:
+        """Update the stage's :meth:`build_metrics` with one batch and its :meth:`step` output ``out``."""
+        if "errors" in out:
+            self.epoch_metrics[stage]["errors"].update(out["errors"])
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        # Terms first, then build_metrics(); the same order on every process (each runs at least one batch).
+        metrics = [*self.epoch_terms[stage].items(), *self.epoch_metrics[stage].items()]
+        counts = torch.tensor([int(m.update_count) for _, m in metrics], device=self.device)
+        if self.trainer.world_size > 1:
+            # A process that saw no batch still joins the synchronisation of a metric another one updated.
+            counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+        for (key, metric), count in zip(metrics, counts.tolist(), strict=True):
+            if count:
+                value = metric.compute()
+                items = value.items() if isinstance(value, dict) else [(key, value)]
+                for name, number in items:
+                    # Already the value of every process's samples, the same on each: "max" keeps it
+                    # exactly (a mean over processes could round it) and Lightning's sync check quiet.
+                    self.log(
+                        f"{stage}/{name}",
+                        float(number),
+                        sync_dist=True,
+                        reduce_fx="max",
+                        prog_bar=name == "loss",
+                    )
+            metric.reset()
+
     # -- Lightning plumbing ---------------------------------------------------------------------
     @staticmethod
     def _batch_size(batch: Any) -> int:
@@ -200,6 +285,12 @@ class Task(L.LightningModule, abc.ABC):
     def _log_terms(self, stage: str, out: dict[str, Tensor], batch_size: int) -> None:
         for key, value in out.items():
             if key in {"output", "errors"} or not isinstance(value, Tensor) or value.ndim != 0:
+                continue
+            if stage in self.epoch_terms:
+                terms = self.epoch_terms[stage]
+                if key not in terms:
+                    terms[key] = WeightedMean().to(self.device)
+                terms[key].update(value.detach(), weight=batch_size)
                 continue
             self.log(
                 f"{stage}/{key}",
@@ -220,11 +311,11 @@ class Task(L.LightningModule, abc.ABC):
         self._log_terms("train", out, self._batch_size(batch))
         return out["loss"]
 
-    def _eval_step(self, stage: str, batch: Any) -> None:
+    def _eval_step(self, stage: str, batch: Any) -> dict[str, Tensor]:
         out = self.step(batch)
         self._log_terms(stage, out, self._batch_size(batch))
-        if "errors" in out:
-            self._errors[stage].append(out["errors"].detach().float().reshape(-1))
+        self.update_metrics(stage, batch, out)
+        return out
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -232,23 +323,22 @@ class Task(L.LightningModule, abc.ABC):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._eval_step("test", batch)
 
-    def _epoch_stats(self, stage: str) -> None:
-        chunks = self._errors[stage]
-        self._errors[stage] = []
-        if not chunks:
-            return
-        errors = torch.cat(chunks)
-        if self.trainer.world_size > 1:
-            errors = self.all_gather(errors).reshape(-1)
-        for name, value in error_statistics(errors).items():
-            if name != "n":
-                self.log(f"{stage}/{self.error_name}_{name}", float(value), sync_dist=True)
+    def on_validation_epoch_start(self) -> None:
+        self._reset_epoch_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_epoch_metrics("test")
+
+    def _reset_epoch_metrics(self, stage: str) -> None:
+        # An interrupted epoch leaves nothing behind.
+        for metric in [*self.epoch_terms[stage].values(), *self.epoch_metrics[stage].values()]:
+            metric.reset()
 
     def on_validation_epoch_end(self) -> None:
-        self._epoch_stats("val")
+        self._log_epoch_metrics("val")
 
     def on_test_epoch_end(self) -> None:
-        self._epoch_stats("test")
+        self._log_epoch_metrics("test")
 
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim

@@ -11,8 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from torch import Tensor
 
-__all__ = ["EXPOSURE_BINS", "de00_statistics", "exposure_bin", "patch_breakdown"]
+from tinct.engine.statistics import error_statistics
+
+__all__ = ["EXPOSURE_BINS", "de00_epoch_statistics", "de00_statistics", "exposure_bin", "patch_breakdown"]
 
 #: Exposure bins by the offset from the camera meter's exposure, ``(Bv + 5) - EV100`` in EV
 #: (:func:`tinct.io.exif.exposure_offset`): the harsh exposures are the outer two.
@@ -44,6 +47,27 @@ def de00_statistics(errors: Sequence[float] | np.ndarray) -> dict[str, float]:
         "de00_max": float(e.max()),
         "share_below_1": float((e < 1.0).mean()),
     }
+
+
+def de00_epoch_statistics(errors: Tensor | Sequence[float] | np.ndarray) -> dict[str, float]:
+    """What the patch task logs per validation / test epoch: the constancy statistics of
+    :func:`tinct.engine.statistics.error_statistics` as ``de00_mean, de00_median, de00_trimean,
+    de00_best25, de00_worst25, de00_max``, plus ``de00_p90`` and ``share_below_1`` of
+    :func:`de00_statistics`, and ``n``.
+
+    Raises:
+        ValueError: no errors, or NaN / inf among them (saying how many).
+
+    Example:
+        >>> s = de00_epoch_statistics([0.5, 1.5, 0.25, 2.0])
+        >>> s["de00_mean"], s["de00_trimean"], s["share_below_1"], s["n"]
+        (1.0625, 1.015625, 0.5, 4)
+    """
+    if isinstance(errors, Tensor):
+        errors = errors.detach().cpu().double().numpy()
+    stats = {f"de00_{k}": v for k, v in error_statistics(errors).items() if k != "n"}
+    extra = de00_statistics(errors)
+    return {**stats, "de00_p90": extra["de00_p90"], "share_below_1": extra["share_below_1"], "n": extra["n"]}
 
 
 def exposure_bin(offset: float | None) -> str:

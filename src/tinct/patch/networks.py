@@ -29,14 +29,16 @@ __all__ = ["PatchColorNet"]
 _IMAGE_MEAN, _IMAGE_STD = 0.5, 0.25
 
 
-def _build_backbone(name: str, width: int, depth: int, weights: str | None) -> nn.Module:
+def _build_backbone(
+    name: str, width: int, depth: int, weights: str | None, partial: bool = False
+) -> nn.Module:
     if name.startswith("timm/"):
-        return timm_backbone(name.removeprefix("timm/"), weights)
+        return timm_backbone(name.removeprefix("timm/"), weights, partial=partial)
     if name not in BACKBONES:
         valid = ", ".join(map(repr, BACKBONES.names()))
         raise UnknownNameError(f"unknown backbone {name!r}; valid choices: {valid}, or 'timm/<model>'")
     kwargs = {"width": width, "depth": depth} if name == "small_cnn" else {}
-    return create_backbone(name, in_channels=3, weights=weights, **kwargs)
+    return create_backbone(name, in_channels=3, weights=weights, partial=partial, **kwargs)
 
 
 class PatchColorNet(nn.Module):
@@ -54,6 +56,7 @@ class PatchColorNet(nn.Module):
             ``use_metadata`` is False.
         width, depth: ``small_cnn`` size.
         weights: local backbone weights file (never downloaded).
+        weights_partial: accept a ``weights`` file that matches the backbone only in part (warned).
         mean_features: concatenate ``stats`` (``stats_dim`` features) to the fused vector; ``stats`` is
             then required (and ignored when this is False).
         device_embedding: embed the device strings (:class:`HashedNgramEmbedding`).
@@ -83,6 +86,7 @@ class PatchColorNet(nn.Module):
         width: int = 16,
         depth: int = 4,
         weights: str | None = None,
+        weights_partial: bool = False,
         use_metadata: bool = True,
         mean_features: bool = False,
         stats_dim: int = 12,
@@ -102,7 +106,7 @@ class PatchColorNet(nn.Module):
                 f"lab_mean and lab_scale need 3 values, got {list(lab_mean)}, {list(lab_scale)}"
             )
         self.fusion_name = fusion if use_metadata else "none"
-        self.backbone = _build_backbone(backbone, width, depth, weights)
+        self.backbone = _build_backbone(backbone, width, depth, weights, weights_partial)
         channels = int(self.backbone.num_features)  # type: ignore[arg-type]
         self.meta: MetadataEncoder | None = None
         if self.fusion_name != "none":

@@ -5,7 +5,8 @@ The network (:class:`tinct.patch.networks.PatchColorNet`) sees a crop around the
 ("mean features"), and the camera metadata (exposure time, ISO, EV100, brightness, camera) fused by
 concatenation, FiLM or cross-attention. The loss is CIEDE2000 (:func:`tinct.color.delta_e_ciede2000`,
 finite gradients at zero difference) plus optional Huber terms in Lab and sRGB. Validation and test log
-``de00_mean / median / p90 / max`` and ``share_below_1``; the test of a run also writes
+``de00_mean / median / trimean / best25 / worst25 / p90 / max`` and ``share_below_1``, over every patch of
+the split (all processes of a distributed run); the test of a run also writes
 ``patch_metrics.json`` (overall, per camera, per exposure bin), ``patch_predictions.csv`` and
 ``figures/patch_swatches.png``.
 """
@@ -23,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
-from torch import Tensor
+from torch import Tensor, nn
+from torchmetrics import Metric
 
 from tinct.core.config import ExperimentConfig, StrictModel
 from tinct.core.exceptions import DataError
@@ -88,12 +90,15 @@ class PatchModelConfig(StrictModel):
 
     ``metadata: false`` is the image-only model (fusion ``none``). ``cameras`` is the camera vocabulary of
     the learned embedding; left empty it is read from the training data and recorded in the run's config.
+    ``weights``: a local backbone weights file, loaded exactly (an ImageNet classifier head aside) unless
+    ``weights_partial: true``, which loads what matches and warns about the rest.
     """
 
     backbone: str = "small_cnn"
     width: int = Field(16, ge=1)
     depth: int = Field(4, ge=1)
     weights: str | None = None
+    weights_partial: bool = False
     fusion: Literal["none", "concat", "film", "cross_attention"] = "concat"
     metadata: bool = True
     mean_features: bool = False
@@ -269,6 +274,13 @@ def _cached_boxes(
     return {n: None if cached[n] is None else tuple(int(v) for v in cached[n]) for n in names}  # type: ignore[misc, union-attr]
 
 
+def _record_metrics() -> dict[str, Metric]:
+    from torchmetrics.aggregation import CatMetric
+
+    # nan_strategy "disable": a NaN row stays (in line with the others) for de00_statistics to refuse.
+    return {k: CatMetric(nan_strategy="disable") for k in ("index", "pred", "de00")}
+
+
 @TASKS.register("patch")
 class PatchTask(Task):
     """Predict the CIELAB (D65 / 2 degrees) colour of a patch from its photo and camera metadata."""
@@ -306,7 +318,8 @@ class PatchTask(Task):
         m = cfg.model
         self.net = PatchColorNet(
             max(1, len(m.cameras)), backbone=m.backbone, fusion=m.fusion if m.metadata else "none",
-            width=m.width, depth=m.depth, weights=m.weights, use_metadata=m.uses_metadata,
+            width=m.width, depth=m.depth, weights=m.weights, weights_partial=m.weights_partial,
+            use_metadata=m.uses_metadata,
             mean_features=m.mean_features, device_embedding=m.device_embedding, hidden=m.hidden,
             dropout=m.dropout,
         )  # fmt: skip
@@ -315,7 +328,8 @@ class PatchTask(Task):
         self.register_buffer("meta_std", torch.ones(4))
         self.register_buffer("stats_mean", torch.zeros(12))
         self.register_buffer("stats_std", torch.ones(12))
-        self._records: list[dict[str, Tensor]] = []
+        # Every test patch's row index, prediction and error, gathered from all processes for the table.
+        self.test_records = nn.ModuleDict(_record_metrics())
         self.test_table: Any = None
 
     # -- data ------------------------------------------------------------------------------------
@@ -392,44 +406,46 @@ class PatchTask(Task):
         return {"loss": loss, **out, "output": pred, "errors": errors}
 
     # -- metrics ---------------------------------------------------------------------------------
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        out = self.step(batch)
-        self._log_terms("test", out, self._batch_size(batch))
-        self._errors["test"].append(out["errors"].detach().float().reshape(-1))
-        self._records.append(
-            {"index": batch["index"].detach().cpu(), "pred": out["output"].detach().float().cpu(),
-             "de00": out["errors"].detach().float().cpu()}
-        )  # fmt: skip
+    def build_metrics(self, stage: str) -> dict[str, Metric]:
+        """The per-patch CIEDE2000 statistics: :func:`tinct.patch.metrics.de00_epoch_statistics`."""
+        from tinct.engine.metrics import SampleStatistics
+        from tinct.patch.metrics import de00_epoch_statistics
+
+        return {"errors": SampleStatistics(de00_epoch_statistics, name=f"{stage}/{self.error_name}")}
+
+    def update_metrics(self, stage: str, batch: Any, out: dict[str, Tensor]) -> None:
+        super().update_metrics(stage, batch, out)
+        if stage == "test":
+            self.test_records["index"].update(batch["index"].detach().to(torch.float32))
+            self.test_records["pred"].update(out["output"].detach())
+            self.test_records["de00"].update(out["errors"].detach())
 
     def on_test_epoch_start(self) -> None:
-        self._records = []
-
-    def _epoch_stats(self, stage: str) -> None:
-        from tinct.patch.metrics import de00_statistics
-
-        chunks = list(self._errors[stage])
-        super()._epoch_stats(stage)
-        if not chunks:
-            return
-        errors = torch.cat(chunks)
-        if self.trainer.world_size > 1:
-            errors = self.all_gather(errors).reshape(-1)
-        stats = de00_statistics(errors.cpu().numpy())
-        for name in ("de00_p90", "de00_max", "share_below_1"):
-            self.log(f"{stage}/{name}", stats[name], sync_dist=True)
+        super().on_test_epoch_start()
+        for metric in self.test_records.values():
+            metric.reset()
+        self.test_table = None
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        if self._records:
-            self.test_table = self._prediction_table(self._records)
-        self._records = []
+        count = torch.tensor(int(self.test_records["index"].update_count), device=self.device)
+        if self.trainer.world_size > 1:
+            count = self.trainer.strategy.reduce(count, reduce_op="sum")
+        if int(count):
+            # On every process (a collective): each gets every process's rows, in the split's order.
+            records = {k: m.compute().detach().cpu() for k, m in self.test_records.items()}
+            self.test_table = self._prediction_table(records)
+        for metric in self.test_records.values():
+            metric.reset()
 
-    def _prediction_table(self, records: list[dict[str, Tensor]]) -> Any:
+    def _prediction_table(self, records: dict[str, Tensor]) -> Any:
         from tinct.patch.metrics import exposure_bin
 
-        index = torch.cat([r["index"] for r in records]).numpy()
-        pred = torch.cat([r["pred"] for r in records]).numpy()
-        de = torch.cat([r["de00"] for r in records]).numpy()
+        # The splits list rows in ascending order (tinct.patch.splits): the order of a one-process test.
+        order = records["index"].argsort(stable=True)
+        index = records["index"][order].round().long().numpy()
+        pred = records["pred"].reshape(-1, 3)[order].numpy()
+        de = records["de00"].reshape(-1)[order].numpy()
         table = self.build_datamodule().data.table.iloc[index].reset_index(drop=True)
         out = table[["image", "camera", "L", "a", "b"]].copy()
         offset = table["exposure_offset"] if "exposure_offset" in table else np.full(len(table), np.nan)
