@@ -42,7 +42,8 @@ def test_sweep_then_summarize_plot_and_report(tmp_path: Path, capsys) -> None:
     html = (tmp_path / "report.html").read_text()
     assert "<th>Type</th>" in html and "data:image/png;base64," in html
     assert main(["report", str(out), "--format", "md", "--out", str(tmp_path / "r.md")]) == 0
-    assert "| Type | Epochs | Mean | Median | Trimean | Worst25 | Best25 |" in (tmp_path / "r.md").read_text()
+    md = (tmp_path / "r.md").read_text()
+    assert "| Type | Epochs | val Mean | Mean | Median | Trimean | Worst25 | Best25 |" in md
 
 
 def test_bad_inputs_exit_2_with_the_file_named(tmp_path: Path, capsys) -> None:

@@ -215,3 +215,27 @@ def test_the_study_takes_its_grid_and_pretraining_from_its_sweep_file() -> None:
     ours, old = spec.pretrain_config(base).model_dump(), pretrain_config(base).model_dump()
     ours.pop("name"), old.pop("name")
     assert ours == old  # the shipped stage is exactly the pretraining the study always derived
+
+
+def test_best_classical_curve_is_chosen_on_training_folds(tmp_path: Path, monkeypatch) -> None:
+    # White Patch is best on the held-out images, Gray World on the training folds it was tuned on: the
+    # error-CDF figure shows Gray World as the best classical method
+    import numpy as np
+
+    from tinct.constancy import plots
+    from tinct.constancy import study as study_mod
+
+    held_out = {"gray_world": {"mean": 4.0}, "white_patch": {"mean": 3.0}}
+    folds = {
+        "gray_world": [{"train_mean": 2.0, "n_train": 20}, {"train_mean": 2.2, "n_train": 20}],
+        "white_patch": [{"train_mean": 2.5, "n_train": 20}, {"train_mean": 2.9, "n_train": 20}],
+    }
+    details = {"methods": {m: {**held_out[m], "folds": f} for m, f in folds.items()}}
+    (tmp_path / "baselines").mkdir()
+    (tmp_path / "baselines" / "baselines_details.json").write_text(json.dumps(details))
+    errors = {m: np.array([s["mean"]]) for m, s in held_out.items()}
+    shown: dict[str, list[str]] = {}
+    monkeypatch.setattr(plots, "plot_error_cdf", lambda e, *a, **k: shown.setdefault("cdf", list(e)))
+    monkeypatch.setattr(plots, "plot_fold_curves", lambda *a, **k: None)
+    study_mod._figures(tmp_path, [], held_out, errors, None)
+    assert len(shown["cdf"]) == 1 and shown["cdf"][0].startswith(study_mod._classical_name("gray_world"))

@@ -17,6 +17,8 @@ from tinct.core.exceptions import RunDirError, UnknownNameError
 from tinct.engine.report import write_report
 
 CONSTANCY_HEADER = ["Type", "Epochs", "Mean", "Median", "Trimean", "Worst25", "Best25"]
+# the report's task table: the validation column that ranks the rows, then the study's columns
+TASK_HEADER = ["Type", "Epochs", "val Mean", "Mean", "Median", "Trimean", "Worst25", "Best25"]
 STATS = ("mean", "median", "trimean", "best25", "worst25", "max")
 FACTORS = (1.0, 0.8, 0.9, 0.3, 2.0, 4.0)  # of the mean, per statistic
 
@@ -189,20 +191,38 @@ def test_html_report_is_one_self_contained_file(tree: Path, tmp_path: Path) -> N
 
 def test_html_constancy_table(tree: Path, tmp_path: Path) -> None:
     page = _parse(write_report(tree, tmp_path / "report.html").read_text())
-    rows = _table(page, CONSTANCY_HEADER)
-    # best (lowest mean) first; test statistics when the run has them, else validation; 2 decimals
-    assert rows[0] == ["<b>x</b>", "6", "2.00", "1.60", "1.80", "4.00", "0.60"]
-    assert rows[1][0] == "lr=0.01" and rows[1][2] == "3.00"  # a sweep trial is named by its parameters
-    assert rows[2] == ["cnn", "4", "3.50", "2.80", "3.15", "7.00", "1.05"]
-    assert rows[3][0] == "lr=0.1" and rows[3][2] == "4.00"
+    rows = _table(page, TASK_HEADER)
+    # best (lowest validation mean) first, that value beside the statistics: test statistics when the run
+    # has them, else validation; 2 decimals; ties (cnn and lr=0.01 at 3.0) by path
+    assert rows[0] == ["<b>x</b>", "6", "2.00", "2.00", "1.60", "1.80", "4.00", "0.60"]
+    assert rows[1] == ["cnn", "4", "3.00", "3.50", "2.80", "3.15", "7.00", "1.05"]
+    assert rows[2][0] == "lr=0.01" and rows[2][2:4] == ["3.00", "3.00"]  # a trial: named by its parameters
+    assert rows[3][0] == "lr=0.1" and rows[3][2:4] == ["4.00", "4.00"]
     assert len(rows) == 4  # the unfinished run has no numbers
+
+
+def test_task_table_ranks_on_validation_not_test(tmp_path: Path) -> None:
+    # the validation-best run is the test-worst: the table must not reorder by the test numbers
+    root = tmp_path / "runs"
+    write_run(root / "a", name="val-best", metrics={**angular(2.0), **angular(5.0, "test")})
+    write_run(root / "b", name="test-best", metrics={**angular(3.0), **angular(1.0, "test")})
+    write_run(root / "c", name="no-val", metrics=angular(0.5, "test"))  # ranks nothing: listed last
+    text = write_report(root, tmp_path / "report.html").read_text()
+    page = _parse(text)
+    task_tables = [t for t in page.tables if t and t[0][:2] == ["Type", "Epochs"]]
+    assert [r[0] for r in task_tables[0][1:]] == ["val-best", "test-best", "no-val"]
+    rows = _table(page, TASK_HEADER)
+    assert [r[2:4] for r in rows] == [["2.00", "5.00"], ["3.00", "1.00"], ["-", "0.50"]]
+    assert "ranked by val Mean (validation split" in text and "then the 1 run without it" in text
 
 
 def test_html_other_tables(tree: Path, tmp_path: Path) -> None:
     text = write_report(tree, tmp_path / "report.html", title="my & report").read_text()
     page = _parse(text)
-    color = _table(page, ["Model", "Epochs", "AuC raw", "AuC rebalanced", "PSNR", "Colourfulness"])
-    assert color == [["eccv16", "4", "-", "75.00", "21.50", "-"]]  # AuC in %
+    color = _table(
+        page, ["Model", "Epochs", "val AuC rebalanced", "AuC raw", "AuC rebalanced", "PSNR", "Colourfulness"]
+    )
+    assert color == [["eccv16", "4", "80.00", "-", "75.00", "21.50", "-"]]  # AuC in %
     studies = [t for t in page.tables if t and t[0] == CONSTANCY_HEADER]
     assert ["linear, supervised", "10", "2.35", "1.50", "1.75", "5.00", "0.50"] in studies[-1]
     header = ["run", "name", "status", "param:lr", "model.backbone", "optim.lr", "trainer.max_epochs"]
@@ -236,7 +256,7 @@ def test_markdown_report_links_its_figures(tree: Path, tmp_path: Path) -> None:
     out = write_report(tree, tmp_path / "md" / "summary.md", fmt="md")
     text = out.read_text()
     assert "| Type | Epochs | Mean | Median | Trimean | Worst25 | Best25 |" in text
-    assert "| &lt;b&gt;x&lt;/b&gt; | 6 | 2.00 | 1.60 | 1.80 | 4.00 | 0.60 |" in text
+    assert "| &lt;b&gt;x&lt;/b&gt; | 6 | 2.00 | 2.00 | 1.60 | 1.80 | 4.00 | 0.60 |" in text
     assert "<b>" not in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert any("learning_curves.png" in link for link in links)
@@ -273,5 +293,5 @@ def test_report_of_100_runs(tmp_path: Path) -> None:
     out = write_report(root, tmp_path / "many.html")
     seconds = time.perf_counter() - t
     print(f"write_report on 100 runs: {seconds:.2f} s")
-    assert len(_table(_parse(out.read_text()), CONSTANCY_HEADER)) == 100
+    assert len(_table(_parse(out.read_text()), TASK_HEADER)) == 100
     assert seconds < 60

@@ -286,3 +286,23 @@ def test_corrupt_metrics_csv_is_named(tree: Path, tmp_path: Path) -> None:
     bad.write_bytes(b'epoch,val/angular_mean\n0,1.0\n\x00\xff\xfe,"unterminated\n')
     with pytest.raises(DataError, match=str(bad)):
         plot_results(summarize_runs(tree), tmp_path / "figs", root=tree, kinds=("learning_curves",))
+
+
+def test_learning_curves_mark_the_best_run_on_validation(tmp_path: Path, monkeypatch) -> None:
+    # asked for a test metric, the run drawn as best is still chosen on validation
+    from tinct.engine import results_plots
+
+    root = tmp_path / "runs"
+    write_run(root / "val-best", metrics={**angular(2.0), **angular(5.0, "test")})
+    write_run(root / "test-best", metrics={**angular(3.0), **angular(1.0, "test")})
+    drawn: dict[str, list[tuple[str, str]]] = {}
+
+    def keep(fig: Any, out: Path) -> Path:
+        lines = fig.axes[0].get_lines()
+        drawn[Path(out).name] = [(str(line.get_label()), str(line.get_color())) for line in lines]
+        return Path(out)
+
+    monkeypatch.setattr(results_plots, "_save", keep)
+    plot_results(summarize_runs(root), tmp_path / "figs", metric="test/angular_mean", root=root)
+    black = [label for label, colour in drawn["learning_curves.png"] if colour == "k"]
+    assert black == ["best on validation: val-best"]

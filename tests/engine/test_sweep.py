@@ -94,6 +94,7 @@ def test_random_points_are_reproducible_and_in_range(tmp_path: Path) -> None:
         ({"axes": {"optim.lrr": [0.1]}}, "optim.lrr"),
         ({"base": "missing.yaml"}, "missing.yaml"),
         ({"speed": 3}, "speed"),
+        ({"metric": "test/angular_mean"}, "a sweep ranks trials on validation"),
     ],
 )
 def test_bad_sweep_files_fail_before_training(tmp_path: Path, change: dict, message: str) -> None:
@@ -320,7 +321,8 @@ def postgres_url():
     import socket
     import tempfile
 
-    pytest.importorskip("psycopg", reason="psycopg (tinct[test]) is not installed")
+    import psycopg  # noqa: F401  (a test extra, tinct[test]: its absence fails; no server binaries skip)
+
     binaries = _pg_binaries()
     if binaries is None:
         pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql to run this")

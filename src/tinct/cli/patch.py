@@ -57,8 +57,9 @@ def add_parsers(data: Any, study: Any) -> None:
         "patch",
         help="fusion x backbone x background x metadata on the synthetic patches, shades held out",
         description="Runs the sweep file (default configs/patch/study.sweep.yaml) with a fixed test split, "
-        "tests every trial, and writes study.md / study.csv (one row per variant: CIEDE2000 mean, "
-        "median, p90, share below 1, per exposure bin) and figures. Rerun with the same --out to resume.",
+        "tests every trial, and writes study.md / study.csv (one row per variant, ranked by validation "
+        "CIEDE2000 mean, which also picks the best model and fusions; test CIEDE2000 mean, median, p90, "
+        "share below 1, per exposure bin) and figures. Rerun with the same --out to resume.",
     )
     st.add_argument("--out", default="runs/study-patch", help="output folder (default: runs/study-patch)")
     st.add_argument("--sweep", default="configs/patch/study.sweep.yaml", help="the study's sweep file")

@@ -178,9 +178,14 @@ def _run_label(df: pd.DataFrame, i: int, path: Path) -> str:
 
 
 def _plot_curves(
-    df: pd.DataFrame, values: pd.Series, paths: Sequence[Path | None], metric: str, mode: str, out: Path
+    df: pd.DataFrame, paths: Sequence[Path | None], metric: str, mode: str, out: Path
 ) -> Path | None:
+    import pandas as pd
+
     key = "val/" + metric.split("/", 1)[-1]
+    # The run drawn as best is chosen on validation even when ``metric`` is a test column: the table's
+    # validation value of the run (its selected checkpoint's), else the best point of its validation curve.
+    val = pd.to_numeric(df[key], errors="coerce") if key in df else None
     curves = []
     for i, path in enumerate(paths):
         if path is None or not (path / "metrics.csv").is_file():
@@ -189,7 +194,9 @@ def _plot_curves(
         if "epoch" not in m or key not in m or not m[key].notna().any():
             continue
         m = m[m[key].notna()]
-        curves.append((_run_label(df, i, path), m["epoch"].to_numpy() + 1, m[key].to_numpy(), values.iloc[i]))
+        y = m[key].to_numpy()
+        score = float(val.iloc[i]) if val is not None else float(y.min() if mode == "min" else y.max())
+        curves.append((_run_label(df, i, path), m["epoch"].to_numpy() + 1, y, score))
     if not curves:
         return None
     scored = [j for j, c in enumerate(curves) if not math.isnan(c[3])]
@@ -208,7 +215,7 @@ def _plot_curves(
             ax.plot(x, y, "-", lw=0.8, color="C0", alpha=0.35)
     if best is not None:
         label, x, y, _ = curves[best]
-        ax.plot(x, y, "-", lw=2.2, color="k", label=f"best: {label}")
+        ax.plot(x, y, "-", lw=2.2, color="k", label=f"best on validation: {label}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(key)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -330,7 +337,8 @@ def plot_results(
         The PNG files written, among: ``metric_by_<column>.png`` for each non-metric column (sweep
         parameter, config key) with 2 to 20 distinct values among the runs with a score, at most 12 (each
         run a point, the mean per value a red bar); ``learning_curves.png``, the metric's validation curve
-        of every run from its ``metrics.csv`` (best run in black; skipped when none is found);
+        of every run from its ``metrics.csv`` (in black the best run on validation, even for a ``test/``
+        ``metric``; skipped when none is found);
         ``error_distribution.png``, a histogram of the metric across runs and, when runs hold an
         ``errors.csv`` (cross-validation folds, pooled per cross-validation), the per-image error CDFs.
 
@@ -367,7 +375,7 @@ def plot_results(
         base = Path(root) if root is not None else csv_dir
         paths = _run_paths(df, base, csv_dir)
         if "learning_curves" in kinds:
-            p = _plot_curves(df, values, paths, metric, mode, out / "learning_curves.png")
+            p = _plot_curves(df, paths, metric, mode, out / "learning_curves.png")
             written += [p] if p is not None else []
         if "error_distribution" in kinds:
             errors = _fold_errors(paths, base)

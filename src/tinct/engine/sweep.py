@@ -10,7 +10,7 @@ draw) is one trial, i.e. one run directory::
     base: mondrian_small_cnn.yaml           # relative to this file
     set: {trainer.max_epochs: 10}           # overrides of every trial
     method: grid                            # grid | random (then n_trials and seed)
-    metric: val/angular_mean                # what ranks trials (default: the task's monitor)
+    metric: val/angular_mean                # what ranks trials (default: the task's monitor; never test/)
     axes:
       model.input_space: [linear, log]      # a config key and its values
       optim.lr: {low: 1.0e-4, high: 1.0e-2, log: true}   # a range (random sweeps only)

@@ -77,6 +77,17 @@ class SweepSpec(StrictModel):
     source: str = "<dict>"  # the sweep file (relative paths resolve from its folder)
     _base: dict[str, Any] | None = PrivateAttr(None)
 
+    @field_validator("metric")
+    @classmethod
+    def _check_metric(cls, metric: str | None) -> str | None:
+        # trials are ranked, reported to Optuna and picked as winners by this metric: never the test split
+        if metric is not None and metric.startswith("test/"):
+            raise ValueError(
+                f"metric {metric!r} is a test metric; a sweep ranks trials on validation (e.g. "
+                f"{'val/' + metric.removeprefix('test/')!r}) and --eval-winners K then tests the best K"
+            )
+        return metric
+
     @field_validator("axes")
     @classmethod
     def _check_axes(cls, axes: dict[str, Any]) -> dict[str, Any]:

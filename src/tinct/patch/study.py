@@ -3,15 +3,23 @@
 The grid comes from a sweep file (default ``configs/patch/study.sweep.yaml``: fusion x backbone x background;
 fusion ``none`` is the model without metadata). Every trial trains on the same fixed split
 (``--test-split auto``: whole shades held out), then every finished trial is tested, which writes its
-``patch_metrics.json`` (overall, per camera, per exposure bin). The study folder gets::
+``patch_metrics.json`` (overall, per camera, per exposure bin).
 
-    study.csv / study.json   one row per variant: axes, epochs, CIEDE2000 mean / median / p90 / max,
+Every choice is made on the validation split, never on the test split it reports: the rows are ranked by
+``val de00_mean``, the validation CIEDE2000 mean of each run's selected checkpoint (the sweep's monitor
+value, :data:`SELECT_METRIC`), the best model is the first row, and the best fusion of each backbone and
+background is the one with the lowest validation ΔE00; their test figures are then reported as they are.
+The study folder gets::
+
+    study.csv / study.json   one row per variant, best on validation first: axes, epochs, validation
+                             CIEDE2000 mean (the ranking), test CIEDE2000 mean / median / p90 / max,
                              share below 1, mean per exposure bin
-    study.md                 the table, the metadata gain (image-only minus best fusion) per backbone and
-                             background, overall and per exposure bin, and the figures
-    figures/de00.png         CIEDE2000 mean per variant, grouped by backbone and background
+    study.md                 the table, the metadata gain (image-only minus the best fusion on validation)
+                             per backbone and background, on test overall and per exposure bin, and the
+                             figures
+    figures/de00.png         test CIEDE2000 mean per variant, grouped by backbone and background
     figures/metadata_gain.png  the gain from metadata per exposure bin
-    figures/best_swatches.png  the best model's predicted vs true swatches
+    figures/best_swatches.png  the best model's (on validation) predicted vs true test swatches
     sweep/                   the sweep (resumable: rerun the command)
 """
 
@@ -29,17 +37,54 @@ import pandas as pd
 
 from tinct.core.exceptions import RunDirError, TinctError
 
-__all__ = ["DEFAULT_PATCH_SWEEP", "patch_study_table", "study_patch"]
+__all__ = [
+    "DEFAULT_PATCH_SWEEP",
+    "SELECT_COLUMN",
+    "SELECT_METRIC",
+    "best_variant",
+    "patch_study_table",
+    "study_patch",
+]
 
 DEFAULT_PATCH_SWEEP = "configs/patch/study.sweep.yaml"
+SELECT_METRIC = "val/de00_mean"  # the patch task's monitor: what picked each run's checkpoint
+SELECT_COLUMN = "val de00_mean"  # its column in the study table: what ranks the variants
 _STATS = ("de00_mean", "de00_median", "de00_p90", "de00_max", "share_below_1")
 
 
-def patch_study_table(results: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
-    """One row per finished trial of ``results`` (a sweep's results table) with its test statistics.
+def _validation_value(r: pd.Series, metric: str) -> float:
+    """The trial's validation ``metric`` (its selected checkpoint's): the sweep's results table, else the
+    run's ``metrics.json``."""
+
+    def finite(v: Any) -> float | None:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return None
+        return f if np.isfinite(f) else None
+
+    value = finite(r.get(metric))
+    if value is None:
+        path = Path(r["run_dir"]) / "metrics.json"
+        if path.is_file():
+            value = finite(json.loads(path.read_text()).get(metric))
+    if value is None:
+        raise RunDirError(
+            f"{r['run_dir']}: no finite {metric!r} in the sweep's results or the run's metrics.json; "
+            "the study ranks and picks variants on it"
+        )
+    return value
+
+
+def patch_study_table(results: pd.DataFrame, axes: list[str], metric: str = SELECT_METRIC) -> pd.DataFrame:
+    """One row per finished trial of ``results`` (a sweep's results table): its validation ``metric``
+    (column ``val de00_mean`` for the default; what ranks the variants) and its test statistics.
+
+    Rows keep the order of ``results``; :func:`study_patch` sorts them by the validation column.
 
     Raises:
-        RunDirError: a finished trial has no ``patch_metrics.json`` (it was not tested).
+        RunDirError: a finished trial has no ``patch_metrics.json`` (it was not tested), or no finite
+            validation ``metric``.
     """
     from tinct.patch.metrics import EXPOSURE_BINS
 
@@ -51,6 +96,7 @@ def patch_study_table(results: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
         m = json.loads(path.read_text())
         row: dict[str, Any] = {a: r[a] for a in axes}
         row["epochs"] = int(r["epochs"]) if pd.notna(r.get("epochs")) else None
+        row[metric.replace("/", " ", 1)] = _validation_value(r, metric)
         row.update({k: m.get(k) for k in _STATS})
         for label, _, _ in EXPOSURE_BINS:
             row[f"de00 {label}"] = m.get("per_exposure", {}).get(label, {}).get("de00_mean")
@@ -59,8 +105,30 @@ def patch_study_table(results: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _metadata_gain(table: pd.DataFrame, fusion: str, groups: list[str]) -> pd.DataFrame:
-    """Per group (backbone, background): image-only ΔE00 minus the best fusion's, overall and per bin."""
+def best_variant(table: pd.DataFrame, select: str = SELECT_COLUMN) -> pd.Series:
+    """The row of a study table with the lowest validation ΔE00 (column ``select``); ties: the first.
+
+    Raises:
+        TinctError: the table has no ``select`` column (a study written before selection on validation:
+            rerun ``tinct study patch``, which reuses the finished trials) or no row with a value.
+    """
+    if select not in table:
+        raise TinctError(
+            f"the study table has no {select!r} column to pick the best variant on validation "
+            "(written by an older tinct?): rerun `tinct study patch` with the same --out to rewrite it"
+        )
+    scored = table[table[select].notna()]
+    if scored.empty:
+        raise TinctError(f"no variant of the study table has a {select!r} value")
+    return scored.sort_values(select, kind="stable").iloc[0]
+
+
+def _metadata_gain(
+    table: pd.DataFrame, fusion: str, groups: list[str], select: str = SELECT_COLUMN
+) -> pd.DataFrame:
+    """Per group (backbone, background): the fusion with the lowest validation ΔE00 (``select``), and the
+    image-only model's test ΔE00 minus that fusion's, overall and per exposure bin (``val gain mean``:
+    the same difference on validation)."""
     value_cols = ["de00_mean"] + [c for c in table.columns if c.startswith("de00 ")]
     rows = []
     for key, g in table.groupby(groups, sort=False):
@@ -68,9 +136,10 @@ def _metadata_gain(table: pd.DataFrame, fusion: str, groups: list[str]) -> pd.Da
         fused = g[g[fusion] != "none"]
         if base.empty or fused.empty:
             continue
-        best = fused.sort_values("de00_mean").iloc[0]
+        best = best_variant(fused, select)
         row = dict(zip(groups, key if isinstance(key, tuple) else (key,), strict=True))
         row["best fusion"] = best[fusion]
+        row["val gain mean"] = float(base[select].iloc[0] - best[select])
         for c in value_cols:
             row[f"gain {c.removeprefix('de00 ')}" if c != "de00_mean" else "gain mean"] = (
                 float(base[c].iloc[0] - best[c]) if pd.notna(base[c].iloc[0]) and pd.notna(best[c]) else None
@@ -124,11 +193,11 @@ def _figures(table: pd.DataFrame, gain: pd.DataFrame, axes: list[str], fusion: s
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(bins)), 4))
     width = 0.8 / len(gain)
     for j, (_, row) in enumerate(gain.iterrows()):
-        name = " / ".join(str(row[g]) for g in groups) + f" ({row['best fusion']})"
+        name = " / ".join(str(row[g]) for g in groups) + f" ({row['best fusion']}, best on val)"
         ax.bar(np.arange(len(bins)) + j * width, [row[b] or 0.0 for b in bins], width, label=name)
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xticks(np.arange(len(bins)) + 0.4 - width / 2, [b.removeprefix("gain ") for b in bins], fontsize=8)
-    ax.set_ylabel("ΔE00 without metadata - with (higher: metadata helps)")
+    ax.set_ylabel("test ΔE00 without metadata - with (higher: metadata helps)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, figures / "metadata_gain.png")
@@ -158,13 +227,15 @@ def study_patch(
         The study table (also ``study.csv``).
     """
     from tinct.core.atomic import atomic_write_json, atomic_write_text
+    from tinct.engine.experiments import find_shipped
     from tinct.engine.sweep import load_sweep, run_sweep
 
     root = Path(out)
-    spec = load_sweep(sweep, overrides)
+    sweep_file = find_shipped(sweep)  # the default works from any folder, as for the other studies
+    spec = load_sweep(sweep_file, overrides)
     n_trials = len(spec.points())
     results = run_sweep(
-        sweep, root / "sweep", workers=workers, only_full=only_full, test_split="auto", auto_summary=True,
+        sweep_file, root / "sweep", workers=workers, only_full=only_full, test_split="auto", auto_summary=True,
         analysis=True, eval_winners_k=n_trials, overrides=overrides, progress=progress,
     )  # fmt: skip
     axes = list(spec.axes)
@@ -173,31 +244,38 @@ def study_patch(
         raise TinctError(
             f"{root / 'sweep'}: no trial finished; see the errors in results.csv and the sweep log"
         )
-    table = table.sort_values("de00_mean").reset_index(drop=True)
+    # Ranked on validation (ties keep the sweep's order); the test columns never choose anything.
+    table = table.sort_values(SELECT_COLUMN, kind="stable").reset_index(drop=True)
     fusion = "fusion" if "fusion" in axes else axes[-1]
     groups = [a for a in axes if a != fusion]
     gain = _metadata_gain(table, fusion, groups) if groups else pd.DataFrame()
     figures = root / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     _figures(table, gain, axes, fusion, figures)
-    if len(table):
-        best = Path(table["run_dir"].iloc[0]) / "figures" / "patch_swatches.png"
-        if best.is_file():
-            shutil.copyfile(best, figures / "best_swatches.png")
+    best = best_variant(table)
+    swatches = Path(best["run_dir"]) / "figures" / "patch_swatches.png"
+    if swatches.is_file():
+        shutil.copyfile(swatches, figures / "best_swatches.png")
     shown = table.drop(columns=["run_dir"])
     md = [
         "# Patch colour study",
         "",
         f"Sweep `{sweep}`; test split: whole shades held out (the same split for every trial, "
-        f"`{root / 'sweep' / 'split.json'}`). CIEDE2000 on the test split; lower is better; one unit is "
-        "about one just-noticeable difference. Exposure bins by the offset from the camera meter "
+        f"`{root / 'sweep' / 'split.json'}`). Lower is better; one CIEDE2000 unit is about one "
+        "just-noticeable difference. Exposure bins by the offset from the camera meter "
         "(`(Bv + 5) - EV100`).",
+        "",
+        f"Ranking and choices are on validation: rows are sorted by `{SELECT_COLUMN}` (the validation "
+        f"CIEDE2000 mean of the run's selected checkpoint, `{SELECT_METRIC}`), and the best model is the "
+        "first row. Every other ΔE00 column is on the test split, which chooses nothing.",
         "",
         _markdown(shown),
         "",
         "## Where metadata helps",
         "",
-        "ΔE00 of the image-only model minus that of the best fusion (positive: metadata helps).",
+        "Test ΔE00 of the image-only model minus that of the best fusion (positive: metadata helps); the "
+        f"best fusion of each group is the one with the lowest `{SELECT_COLUMN}` (`val gain mean`: the "
+        "same difference on validation).",
         "",
         _markdown(gain) if not gain.empty else "(no variant pairs with and without metadata)",
         "",
@@ -211,6 +289,8 @@ def study_patch(
     atomic_write_json(
         root / "study.json",
         {
+            "selected_by": SELECT_METRIC,
+            "best": json.loads(best.to_json()),
             "table": json.loads(table.to_json(orient="records")),
             "metadata_gain": json.loads(gain.to_json(orient="records")),
         },

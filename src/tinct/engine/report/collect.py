@@ -107,36 +107,46 @@ def _generic_table(sub: pd.DataFrame) -> ReportTable:
 
 
 def _task_table(sub: pd.DataFrame, spec: ReportTable, sort: str, descending: bool) -> list[Block]:
-    """The study-style table: test metrics where a run has them, else validation metrics."""
+    """The study-style table: test metrics where a run has them, else validation metrics; the rows ranked
+    by the validation ``sort`` metric (the monitor), shown in its own column, never by a test metric."""
     import numpy as np
 
-    rows, on_val = [], 0
+    ranked = next((c for c in spec.columns if c.metric == sort), None)
+    val_header, val_scale = (f"val {ranked.header}", ranked.scale) if ranked else (f"val/{sort}", 1.0)
+    rows, on_val, unranked = [], 0, 0
     for label, (_, r) in zip(_labels(sub), sub.iterrows(), strict=True):
         split = "test" if not missing(r.get(f"test/{sort}")) else "val"
         if missing(r.get(f"{split}/{sort}")):
             continue
         on_val += split == "val"
         nums = [r.get(f"{split}/{c.metric}", np.nan) * c.scale for c in spec.columns]
-        key = float(r[f"{split}/{sort}"])
-        rows.append((-key if descending else key, label, fmt(r.get("epochs")), nums))
+        val = r.get(f"val/{sort}")
+        unranked += missing(val)
+        # runs without a validation value go last, in path order (sorted below, stably)
+        key = (1, 0.0) if missing(val) else (0, -float(val) if descending else float(val))
+        val_num = np.nan if missing(val) else float(val) * val_scale
+        rows.append((key, label, fmt(r.get("epochs")), [val_num, *nums]))
     if not rows or not spec.columns:
         return []
     rows.sort(key=lambda t: t[0])
-    split_note = "test split" + (
+    split_note = "the other columns: test split" + (
         f" (validation split for the {on_val} run{'s' if on_val > 1 else ''} without test metrics)"
         if on_val
         else ""
     )
+    rank_note = f"ranked by {val_header} (validation split, best first; the test split ranks nothing)" + (
+        f", then the {unranked} run{'s' if unranked > 1 else ''} without it" if unranked else ""
+    )
     return [
         Heading(3, spec.title),
-        Text("; ".join(t for t in (spec.note, split_note) if t) + ".", note=True),
+        Text("; ".join(t for t in (spec.note, rank_note, split_note) if t) + ".", note=True),
         Table(
-            [spec.first, "Epochs", *(c.header for c in spec.columns)],
+            [spec.first, "Epochs", val_header, *(c.header for c in spec.columns)],
             [
                 [label, epochs, *(fmt(v, spec.decimals, metric=True) for v in nums)]
                 for _, label, epochs, nums in rows
             ],
-            [False, True, *([True] * len(spec.columns))],
+            [False, True, True, *([True] * len(spec.columns))],
         ),
     ]
 

@@ -15,8 +15,9 @@ Written::
 
 Sections: the header (root, date, tinct version, runs per task and status); per task the study-style table
 its class declares (:attr:`tinct.engine.task.Task.report_table`; a table of every metric for a task without
-one or not installed), the table of its runs sorted by the main validation metric (``Task.monitor``) and the
-figures of :func:`tinct.engine.results_plots.plot_results`; then every study and every sweep.
+one or not installed; ranked by the validation ``Task.monitor``, shown beside the test columns), the table
+of its runs sorted by the main validation metric (``Task.monitor``) and the figures of
+:func:`tinct.engine.results_plots.plot_results`; then every study and every sweep.
 """
 
 from __future__ import annotations
