@@ -14,9 +14,8 @@ use them as a pass/fail test.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results
 
 TARGETS = {"ciede2000": 3.0, "srgb_to_lab": 2.0, "soft_encode": 20.0}
 
@@ -192,19 +194,8 @@ def main() -> None:
             f"{r['case']:32s} {r['size']:18s} {r['dtype']:8s} {fmt(r['tinct_s'])} {fmt(r.get('colour_s'))} "
             f"{fmt(r.get('skimage_s'))} {fmt(r.get('sklearn_s'))} {r['speedup']:7.1f}x {r['target']:6.0f}x {diff:10.2e}"
         )
-    result = {
-        "benchmark": "color_ops",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.platform(),
-        "processor": platform.processor(),
-        "repeats": args.repeats,
-        "rows": rows,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {out}")
+    print()
+    write_results(Path(args.out), {"speed": {"repeats": args.repeats, "rows": rows}})
 
 
 if __name__ == "__main__":

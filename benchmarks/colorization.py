@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import machine_info, print_table, write_results
+from _common import print_table, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "colorization" / "eccv16_photos.yaml"
@@ -228,7 +228,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "colorization.json")
     args = p.parse_args()
     torch.set_num_threads(2)
-    result: dict[str, Any] = {"machine": machine_info()}
+    result: dict[str, Any] = {}
     if "colorize" in args.only:
         result["colorize"] = bench_colorize(args.model, args.repeats)
     if "training" in args.only:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from _common import machine_info, print_table, write_results
+from _common import print_table, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 STATS = ("mean", "median", "trimean", "best25", "worst25", "max")
@@ -279,8 +279,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "report.json")
     args = p.parse_args()
-    result: dict[str, Any] = {"machine": machine_info(), "report": bench_report(args.runs, args.repeats)}
-    write_results(args.out, result)
+    write_results(args.out, {"report": bench_report(args.runs, args.repeats)})
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, print_table, write_results
+from _common import print_table, write_results
 
 from tinct.core.config import apply_overrides
 from tinct.engine.config import config_from_dict
@@ -135,7 +135,6 @@ def main() -> None:
                 "overhead_percent_of_1min_trial": share,
                 "worker_start_percent_of_1min_trials_by_trials_per_worker": worker_share,
                 "target_percent": 5.0,
-                "machine": machine_info(),
             }
         },
     )

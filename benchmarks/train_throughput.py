@@ -11,9 +11,9 @@ writes JSON. Example:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +21,9 @@ from typing import Any
 
 import lightning as L
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results
 
 
 class _Timer(L.Callback):
@@ -97,10 +100,10 @@ def main() -> None:
         print(
             f"{r['config']:50s} {r['backbone']:14s} {r['image_size']:5d} {r['batch_size']:6d} {r['images_per_s']:10.1f}"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    # One section per config and accelerator: a later run of another config keeps this one's record.
+    write_results(
+        Path(args.out), {f"{r['config']} ({r['accelerator']})": {**r, "device": device} for r in rows}
+    )
 
 
 if __name__ == "__main__":
