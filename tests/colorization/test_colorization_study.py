@@ -1,5 +1,6 @@
 """``tinct study colorization``: three variants, one table, figures, resumable."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,11 @@ def test_study_table_figures_and_resume(tmp_path: Path) -> None:
     assert 0 < table["AuC rebalanced"].iloc[0] <= 100  # percent
     for name in ("study.csv", "study.md", "study.json", "figures/metrics.png", "figures/examples.png"):
         assert (out / name).is_file(), name
-    assert "| L2 regression |" in (out / "study.md").read_text()
+    md = (out / "study.md").read_text()
+    assert "| L2 regression |" in md
+    # the checkpoint of each run, and the validation value that chose it, are stated
+    val = json.loads((out / "regression_l2" / "metrics.json").read_text())["val/auc_rebalanced"]
+    assert f"L2 regression: epoch 1, {100 * val:.2f}" in md and "test photos choose nothing" in md
     # Rerunning trains and evaluates nothing again.
     stamp = (out / "regression_l2" / "metrics.json").stat().st_mtime_ns
     again = study_colorization(out, _base(tmp_path), progress=False, examples=0)

@@ -147,7 +147,7 @@ def study_colorization(
         table[col] = table[col] * 100.0  # percent, as in the paper's table 1
 
     atomic_write_text(out / "study.csv", table.to_csv(index=False, float_format="%.4f"))
-    atomic_write_text(out / "study.md", _markdown(table, len(test_photos)))
+    atomic_write_text(out / "study.md", _markdown(table, len(test_photos), results))
     atomic_write_json(
         out / "study.json",
         {
@@ -160,7 +160,7 @@ def study_colorization(
     return table
 
 
-def _markdown(table: pd.DataFrame, n_test: int) -> str:
+def _markdown(table: pd.DataFrame, n_test: int, results: dict[str, Any] | None = None) -> str:
     lines = [
         f"Colorization ablation on {n_test} held-out photos (full resolution). AuC in %, PSNR in dB.",
         "",
@@ -171,6 +171,22 @@ def _markdown(table: pd.DataFrame, n_test: int) -> str:
         cells = [str(row["Model"]), str(int(row["Epochs"])) if row["Epochs"] else "-"]
         cells += ["-" if pd.isna(row[c]) else f"{row[c]:.2f}" for c in STUDY_COLUMNS[2:]]
         lines.append("| " + " | ".join(cells) + " |")
+    chosen = []
+    for r in (results or {}).values():
+        trained = r.get("training", {})
+        val = trained.get("val/auc_rebalanced")
+        if val is not None:
+            best = trained.get("best_epoch")  # 0-based in metrics.json; shown 1-based, as training logs it
+            epoch = int(best) + 1 if best is not None else "?"
+            chosen.append(f"{r['variant']}: epoch {epoch}, {100.0 * float(val):.2f}")
+    if chosen:
+        lines += [
+            "",
+            "Each run's checkpoint is its epoch with the best validation rebalanced AuC (pooled over every "
+            "pixel of the validation photos' centre crops; the test photos choose nothing): "
+            + "; ".join(chosen)
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
