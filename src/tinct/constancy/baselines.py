@@ -42,7 +42,7 @@ from tinct.constancy.classical import (
 )
 from tinct.constancy.layouts import ConstancySource, fold_ids, open_constancy
 from tinct.core.atomic import atomic_write_json
-from tinct.core.exceptions import DataError
+from tinct.core.exceptions import DataError, some_of
 from tinct.core.progress import track
 from tinct.engine.statistics import STAT_NAMES, error_statistics
 
@@ -100,11 +100,6 @@ def _grid_means(errors: np.ndarray) -> np.ndarray:
     """Mean error of each grid point (columns of ``errors``); inf for a point that fails on any image."""
     failed = ~np.isfinite(errors).all(axis=0)
     return np.where(failed, np.inf, np.where(np.isfinite(errors), errors, 0.0).mean(axis=0))
-
-
-def _names(images: Sequence[str], rows: np.ndarray, most: int = 5) -> str:
-    shown = ", ".join(images[i] for i in rows[:most])
-    return shown + (f", ... ({len(rows) - most} more)" if len(rows) > most else "")
 
 
 def tune(
@@ -233,14 +228,14 @@ def _evaluate(
             never = np.flatnonzero(train)[~np.isfinite(e[train]).all(axis=1)]
             failures.append(
                 f"fold {name}: no grid point has an estimate on all {int(train.sum())} training images "
-                f"({len(never)} have none at any point: {_names(images, never)})"
+                f"({len(never)} have none at any point: {some_of([images[i] for i in never])})"
             )
             continue
         missing = rows[~np.isfinite(e[rows, best])]
         if len(missing):
             failures.append(
                 f"fold {name}: {len(missing)} of {len(rows)} held-out images have no estimate "
-                f"({_names(images, missing)})"
+                f"({some_of([images[i] for i in missing])})"
             )
         index.append(rows)
         held_out.append(e[rows, best])

@@ -42,7 +42,7 @@ import torch
 
 from tinct.core.atomic import atomic_write_json, atomic_write_text
 from tinct.core.config import ExperimentConfig
-from tinct.core.exceptions import ConfigError, TinctError
+from tinct.core.exceptions import ConfigError, TinctError, some_of
 from tinct.engine.experiments import ensure_trained, with_updates
 from tinct.engine.statistics import error_statistics
 
@@ -136,11 +136,10 @@ def _check_errors(df: pd.DataFrame, where: str) -> None:
     """Raise if some held-out errors are NaN or inf (no estimate), naming how many and which images."""
     bad = ~np.isfinite(df["error"].to_numpy(dtype=np.float64))
     if bad.any():
-        names = df["image"].astype(str).to_numpy()[bad]
-        shown = ", ".join(names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+        names = df["image"].astype(str)[bad].tolist()
         raise TinctError(
             f"{where}: {int(bad.sum())} of {len(df)} held-out images have no illuminant estimate "
-            f"(angular error NaN: a zero or non-finite prediction): {shown}"
+            f"(angular error NaN: a zero or non-finite prediction): {some_of(names)}"
         )
 
 

@@ -7,6 +7,8 @@ subclasses the built-in exception a caller would naturally catch (``ValueError``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -15,7 +17,19 @@ __all__ = [
     "TinctError",
     "TypeCheckError",
     "UnknownNameError",
+    "some_of",
 ]
+
+
+def some_of(names: Sequence[object], most: int = 5) -> str:
+    """The first ``most`` of ``names`` for an error message, with how many more there are.
+
+    Example:
+        >>> some_of(["a.npy", "b.npy", "c.npy"], most=2)
+        'a.npy, b.npy, ... (1 more)'
+    """
+    shown = ", ".join(str(n) for n in names[:most])
+    return shown + (f", ... ({len(names) - most} more)" if len(names) > most else "")
 
 
 class TinctError(Exception):

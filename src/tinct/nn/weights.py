@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from tinct.core.exceptions import DataError
+from tinct.core.exceptions import DataError, some_of
 
 __all__ = ["LoadedWeights", "PartialLoadWarning", "load_weights"]
 
@@ -48,11 +48,6 @@ class LoadedWeights:
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
     head: tuple[str, ...]
-
-
-def _examples(keys: Sequence[str]) -> str:
-    more = f", ... ({len(keys) - _EXAMPLES} more)" if len(keys) > _EXAMPLES else ""
-    return ", ".join(keys[:_EXAMPLES]) + more
 
 
 def _read_state(path: str | os.PathLike[str]) -> dict[str, object]:
@@ -130,15 +125,15 @@ def load_weights(
     if missing or unexpected:
         report = (
             f"{path}: {len(matched)} of the model's {len(own)} tensors loaded; "
-            f"{len(missing)} missing from the file" + (f" (e.g. {_examples(missing)})" if missing else "")
+            f"{len(missing)} missing from the file" + (f" (e.g. {some_of(missing, _EXAMPLES)})" if missing else "")
             + f"; {len(unexpected)} of the file's tensors unexpected (no such key or another shape)"
-            + (f" (e.g. {_examples(unexpected)})" if unexpected else "")
+            + (f" (e.g. {some_of(unexpected, _EXAMPLES)})" if unexpected else "")
         )  # fmt: skip
         if not partial:
             raise DataError(f"{report}; to accept a partial load, ask for it (partial=True)")
         warnings.warn(f"partial weights load: {report}", PartialLoadWarning, stacklevel=2)
     if dropped:
         _log.warning("%s: ignored the %d tensors of the head the model was built without (%s)", path,
-                     len(dropped), _examples(dropped))  # fmt: skip
+                     len(dropped), some_of(dropped, _EXAMPLES))  # fmt: skip
     model.load_state_dict(matched, strict=False)
     return LoadedWeights(tuple(sorted(matched)), tuple(missing), tuple(unexpected), tuple(dropped))
