@@ -251,14 +251,23 @@ class Task(L.LightningModule, abc.ABC):
         if "errors" in out:
             self.epoch_metrics[stage]["errors"].update(out["errors"])
 
+    def updates_on_all_processes(self, metrics: Sequence[Metric]) -> list[int]:
+        """How many times each of ``metrics`` was updated, summed over the processes of a distributed run.
+
+        A collective there: every process calls it with the same metrics in the same order. A metric with a
+        non-zero count must then be computed on every process (its own synchronisation is a collective too),
+        including one that saw no batch of it.
+        """
+        counts = torch.tensor([int(m.update_count) for m in metrics], device=self.device)
+        if self.trainer.world_size > 1:
+            counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+        return [int(c) for c in counts.tolist()]
+
     def _log_epoch_metrics(self, stage: str) -> None:
         # Terms first, then build_metrics(); the same order on every process (each runs at least one batch).
         metrics = [*self.epoch_terms[stage].items(), *self.epoch_metrics[stage].items()]
-        counts = torch.tensor([int(m.update_count) for _, m in metrics], device=self.device)
-        if self.trainer.world_size > 1:
-            # A process that saw no batch still joins the synchronisation of a metric another one updated.
-            counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
-        for (key, metric), count in zip(metrics, counts.tolist(), strict=True):
+        counts = self.updates_on_all_processes([m for _, m in metrics])
+        for (key, metric), count in zip(metrics, counts, strict=True):
             if count:
                 value = metric.compute()
                 items = value.items() if isinstance(value, dict) else [(key, value)]

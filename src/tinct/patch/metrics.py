@@ -65,9 +65,15 @@ def de00_epoch_statistics(errors: Tensor | Sequence[float] | np.ndarray) -> dict
     """
     if isinstance(errors, Tensor):
         errors = errors.detach().cpu().double().numpy()
-    stats = {f"de00_{k}": v for k, v in error_statistics(errors).items() if k != "n"}
-    extra = de00_statistics(errors)
-    return {**stats, "de00_p90": extra["de00_p90"], "share_below_1": extra["share_below_1"], "n": extra["n"]}
+    e = np.asarray(errors, dtype=np.float64).reshape(-1)
+    stats = error_statistics(e)  # refuses no errors and NaN / inf, saying how many
+    n = stats.pop("n")
+    return {
+        **{f"de00_{k}": v for k, v in stats.items()},
+        "de00_p90": float(np.percentile(e, 90)),
+        "share_below_1": float((e < 1.0).mean()),
+        "n": n,
+    }
 
 
 def exposure_bin(offset: float | None) -> str:

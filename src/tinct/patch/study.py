@@ -48,7 +48,14 @@ __all__ = [
 
 DEFAULT_PATCH_SWEEP = "configs/patch/study.sweep.yaml"
 SELECT_METRIC = "val/de00_mean"  # the patch task's monitor: what picked each run's checkpoint
-SELECT_COLUMN = "val de00_mean"  # its column in the study table: what ranks the variants
+
+
+def _column(metric: str) -> str:
+    """The study-table column of a validation metric (``val/de00_mean`` -> ``val de00_mean``)."""
+    return metric.replace("/", " ", 1)
+
+
+SELECT_COLUMN = _column(SELECT_METRIC)  # what ranks the variants
 _STATS = ("de00_mean", "de00_median", "de00_p90", "de00_max", "share_below_1")
 
 
@@ -96,7 +103,7 @@ def patch_study_table(results: pd.DataFrame, axes: list[str], metric: str = SELE
         m = json.loads(path.read_text())
         row: dict[str, Any] = {a: r[a] for a in axes}
         row["epochs"] = int(r["epochs"]) if pd.notna(r.get("epochs")) else None
-        row[metric.replace("/", " ", 1)] = _validation_value(r, metric)
+        row[_column(metric)] = _validation_value(r, metric)
         row.update({k: m.get(k) for k in _STATS})
         for label, _, _ in EXPOSURE_BINS:
             row[f"de00 {label}"] = m.get("per_exposure", {}).get(label, {}).get("de00_mean")

@@ -428,10 +428,7 @@ class PatchTask(Task):
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        count = torch.tensor(int(self.test_records["index"].update_count), device=self.device)
-        if self.trainer.world_size > 1:
-            count = self.trainer.strategy.reduce(count, reduce_op="sum")
-        if int(count):
+        if self.updates_on_all_processes([self.test_records["index"]])[0]:
             # On every process (a collective): each gets every process's rows, in the split's order.
             records = {k: m.compute().detach().cpu() for k, m in self.test_records.items()}
             self.test_table = self._prediction_table(records)
