@@ -131,7 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _end_distributed() -> None:
+    """Destroy the process group a distributed ``tinct train`` made (Lightning leaves it up), so that each
+    process exits cleanly: left to the interpreter's shutdown, its communication threads are torn down in no
+    particular order and a rank can abort ("terminate called without an active exception") after its work
+    is done, which a launcher such as torchrun reports as a failed run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        return _train(args)
+    finally:
+        _end_distributed()
+
+
+def _train(args: argparse.Namespace) -> int:
     from tinct.core.config import parse_overrides
     from tinct.engine.config import load_config
     from tinct.engine.run_dir import RunDir
