@@ -145,6 +145,12 @@ def _end_distributed() -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     try:
         return _train(args)
+    except SystemExit as exit_:
+        # Lightning turns Ctrl-C during fit into sys.exit(1) after its own shutdown (its one exit call in
+        # training), which would end tinct silently: report it as the interrupt it was.
+        if exit_.code == 1:
+            raise KeyboardInterrupt from exit_
+        raise
     finally:
         _end_distributed()
 
@@ -203,7 +209,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     failed = sum("error" in r for r in rows)
     print(f"tinct: {len(rows) - failed} predicted, {failed} failed", file=sys.stderr)
-    return 1 if failed and failed == len(rows) else 0
+    return 1 if failed else 0  # as colorize: every file is tried, and a skipped one fails the job at the end
 
 
 def _print_table(title: str, metrics: dict[str, float]) -> None:
@@ -285,18 +291,59 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 0
         return _cmd_info(args)
-    except NotImplementedError as err:
-        print(f"tinct {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except TinctError as err:
-        print(f"tinct {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(
-            f"tinct {args.command}: interrupted; finished epochs are kept (resume with --resume RUN_DIR)",
-            file=sys.stderr,
-        )
+        print(f"tinct {args.command}: interrupted; {_kept_on_interrupt(args)}", file=sys.stderr)
         return 130
+    except Exception as err:  # every error ends in one line; TINCT_DEBUG=1 shows the traceback
+        if _debug():
+            raise
+        print(f"tinct {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        if not isinstance(err, TinctError):
+            print("  (set TINCT_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 2
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("TINCT_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as one line: tinct's own errors as they are, others prefixed with their type (a bare
+    ``KeyError: 'x'`` says little without it), line breaks of multi-line messages (Lightning's) folded."""
+    text = " ".join(str(err).split()) or repr(err)
+    if isinstance(err, TinctError | NotImplementedError):
+        return text
+    if isinstance(err, OSError) and err.filename is not None:  # PermissionError, NotADirectoryError ...
+        reason = err.strerror or text
+        return f"{err.filename}: {reason.lower() if reason[:1].isupper() else reason}"
+    return f"{type(err).__name__}: {text}"
+
+
+def _kept_on_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted command kept, and how to go on (each command keeps something different)."""
+    command = args.command
+    sub = getattr(args, "data_command", None) or getattr(args, "study_task", None)
+    if command == "train":
+        where = f" in {args.resume}" if getattr(args, "resume", None) else " in the run directory"
+        return f"finished epochs are kept{where} (continue with tinct train --resume RUN_DIR)"
+    if command == "colorize":
+        return (
+            f"the photos finished so far are in {args.out} and listed in {args.out}/colorize.csv; "
+            "rerun to colorize the rest"
+        )
+    if command == "predict":
+        return "the predictions finished so far are listed in predictions.csv in the output folder"
+    if command == "sweep":
+        return "finished trials are kept; run the same command again to resume"
+    if command in ("study", "crossval"):
+        return "finished runs and folds are kept; run the same command again (same --out) to resume"
+    if command == "data" and sub in ("synth-constancy", "synth-patches"):
+        return "the files written so far are kept; run the same command again to finish the set"
+    if command == "quickstart":
+        return "nothing to keep; run tinct quickstart again"
+    return "files finished so far are kept (each written whole, never half); run the command again"
 
 
 if __name__ == "__main__":
