@@ -28,6 +28,7 @@ from tinct.core.exceptions import DataError
 from tinct.io.image import RawImage, read_image
 
 __all__ = [
+    "check_usable",
     "illuminant_columns",
     "linear_from_raw",
     "load_linear",
@@ -54,11 +55,13 @@ def illuminant_columns(df: pd.DataFrame, columns: list[str], names: list[str], p
         DataError: naming ``path``, the CSV row and its image ``names[row]``.
     """
     rgb = df[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(rgb).all(axis=1) | (rgb <= 0).any(axis=1)
+    # Finite, positive and of a sane magnitude: 1e308 is finite, but a norm or a float32 copy of it is inf.
+    bad = ~np.isfinite(rgb).all(axis=1) | (rgb < 1e-15).any(axis=1) | (rgb > 1e15).any(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{path}: row {row + 2} ({names[row]}): illuminant must be finite and positive, got {rgb[row].tolist()}"
+            f"{path}: row {row + 2} ({names[row]}): illuminant must be finite and positive, between 1e-15 "
+            f"and 1e15, got {rgb[row].tolist()}"
         )
     return rgb
 
@@ -139,7 +142,33 @@ def linear_from_raw(
     if sat <= black:
         raise DataError(f"{raw.path}: saturation {sat} must exceed the black level {black}")
     tol = 0.5 * black if tolerance is None else tolerance
-    return normalize_raw(x, black=black, saturation=sat, tolerance=tol)
+    linear, mask = normalize_raw(x, black=black, saturation=sat, tolerance=tol)
+    check_usable(raw.path, linear, mask, black, sat)
+    return linear, mask
+
+
+def check_usable(path: object, linear: Tensor, mask: Tensor, black: float, saturation: float) -> None:
+    """Refuse a raw image with no pixel that carries colour: all saturated, all below black, or all black.
+
+    Such an image has no illuminant to estimate (every method would return nothing or grey), so it is an
+    error naming the file rather than a sample that silently scores or trains on nothing.
+
+    Raises:
+        DataError: every pixel is unusable (saturated or below black), or every usable pixel is at or
+            below the black level (an all-black frame: a lens cap, a failed exposure).
+    """
+    if bool(mask.all()):
+        saturated = (linear >= 1.0).any(dim=0)
+        what = "saturated" if bool(saturated.all()) else "saturated or below the black level"
+        raise DataError(
+            f"{path}: no usable pixel: every pixel is {what} (black level {black:g}, saturation "
+            f"{saturation:g}); check the black level / saturation, or remove the image"
+        )
+    if not bool((linear * (~mask).to(linear.dtype)).amax() > 0):
+        raise DataError(
+            f"{path}: an all-black image: no pixel above the black level {black:g} (a failed exposure or "
+            "lens cap?); it has no illuminant to estimate, remove it"
+        )
 
 
 def load_linear(

@@ -34,6 +34,7 @@ from tinct.io.exif import PhotoMeta, normalize_meta, read_json_meta
 
 __all__ = [
     "LABEL_COLUMNS",
+    "LAB_RANGES",
     "META_COLUMNS",
     "META_FEATURES",
     "PatchTable",
@@ -44,7 +45,13 @@ LABEL_COLUMNS = ("image", "L", "a", "b")
 META_COLUMNS = ("exposure_time", "iso", "f_number", "brightness")
 META_FEATURES = ("log2_exposure_time", "log2_iso_100", "ev100", "brightness")
 
-_POSITIVE = ("exposure_time", "iso", "f_number")
+# Metadata that must be positive, with the largest plausible value (a day's exposure, ISO 10 million,
+# f/1000): beyond them a value is a unit mix-up or an overflow (1e308), not a photo.
+_POSITIVE = {"exposure_time": 86400.0, "iso": 1e7, "f_number": 1000.0}
+
+# Valid CIELAB targets: L* by definition; a* and b* wider than any object colour (the optimal colours,
+# MacAdam's limits, stay well within +-200 under D65), so a typo (a = 500) or an overflow (1e308) stops.
+LAB_RANGES = {"L": (0.0, 100.0), "a": (-200.0, 200.0), "b": (-200.0, 200.0)}
 
 
 @dataclass
@@ -115,7 +122,7 @@ def read_patch_table(
     Raises:
         DataError: naming the file (and the CSV line and image for a bad row): missing folder or CSV,
             unparsable or empty CSV, missing required columns, a non-finite or non-numeric L/a/b, L outside
-            [0, 100], duplicate image names, missing or unreadable images, a metadata value that is not a
+            [0, 100] or a/b outside [-200, 200], duplicate image names, missing or unreadable images, a metadata value that is not a
             number or (exposure time, ISO, f-number) not positive.
     """
     root = Path(root)
@@ -147,13 +154,14 @@ def read_patch_table(
     names = [str(x).strip() for x in df["image"]]
 
     lab = {c: _numeric_column(df, c, csv, names, finite=True) for c in ("L", "a", "b")}
-    out_of_range = np.flatnonzero((lab["L"] < 0) | (lab["L"] > 100))
-    if out_of_range.size:
-        i = int(out_of_range[0])
-        raise DataError(
-            f"{csv}: line {_line(i)} (image {names[i]!r}): L must be in [0, 100], got {lab['L'][i]}"
-            + _more(out_of_range.size)
-        )
+    for col, (low, high) in LAB_RANGES.items():
+        out_of_range = np.flatnonzero((lab[col] < low) | (lab[col] > high))
+        if out_of_range.size:
+            i = int(out_of_range[0])
+            raise DataError(
+                f"{csv}: line {_line(i)} (image {names[i]!r}): {col} must be in [{low:g}, {high:g}], got "
+                f"{lab[col][i]}" + _more(out_of_range.size)
+            )
 
     dup = pd.Series(names).duplicated(keep=False).to_numpy()
     if dup.any():
@@ -239,12 +247,12 @@ def _meta_column(df: pd.DataFrame, col: str, csv: Path, names: list[str]) -> np.
         return np.full(len(df), np.nan)
     values = _numeric_column(df, col, csv, names, finite=False)
     if col in _POSITIVE:
-        bad = np.flatnonzero(values <= 0)
+        bad = np.flatnonzero((values <= 0) | (values > _POSITIVE[col]))
         if bad.size:
             i = int(bad[0])
             raise DataError(
-                f"{csv}: line {_line(i)} (image {names[i]!r}): {col} must be > 0, got {values[i]}"
-                + _more(bad.size)
+                f"{csv}: line {_line(i)} (image {names[i]!r}): {col} must be > 0 and <= {_POSITIVE[col]:g}, "
+                f"got {values[i]}" + _more(bad.size)
             )
     return values
 
