@@ -47,3 +47,25 @@ def test_apply_overrides_creates_sections_and_refuses_values() -> None:
 def test_folder_kind_needs_root(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"data: Value error, data.kind 'folder' needs data.root"):
         load_config(write(tmp_path, {"task": "illuminant", "data": {"kind": "folder"}}))
+
+
+def test_trainer_choices_are_lightnings() -> None:
+    import typing
+
+    from lightning.fabric.connector import _PRECISION_INPUT
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    from tinct.core.config import ACCELERATORS, PRECISIONS
+
+    assert set(ACCELERATORS) == set(AcceleratorRegistry.available_accelerators()) | {"gpu", "auto"}
+    lightning = {str(v) for lit in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(lit)}
+    assert set(PRECISIONS) == lightning
+
+
+def test_config_names_stay_one_folder_name(tmp_path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"name: Value error, name '\.\./\.\./escaped' contains a path separator"
+    ):
+        load_config(write(tmp_path, {"task": "illuminant", "name": "../../escaped"}))
+    with pytest.raises(ConfigError, match="name: Value error"):
+        load_config(write(tmp_path, {"task": "illuminant"}), ["name=.."])

@@ -214,3 +214,61 @@ def test_resume_with_more_epochs_follows_the_new_schedule(tiny_cfg, tmp_path) ->
     want += [cfg.optim.lr * _schedule_factor(e + 1, 1, 5, "cosine") for e in range(2, 5)]
     assert lrs[1] == 0 and lrs[2] > 0  # the finished schedule ended at zero; the new budget goes on
     assert lrs == pytest.approx(want, rel=1e-6)
+
+
+def _snapshot(folder) -> dict:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_failed_resume_changes_nothing_in_the_run_folder(tiny_cfg, tmp_path) -> None:
+    from tinct.core.exceptions import ConfigError
+
+    run_dir = tmp_path / "r"
+    one = tiny_cfg.model_copy(deep=True)
+    one.trainer.max_epochs = 1
+    train(one, run_dir=run_dir, verbose=False)
+    before = _snapshot(run_dir)
+    # a config change that changes the network: refused before anything is written
+    wider = RunDir(run_dir).config({"model.width": 8, "trainer.max_epochs": 2})
+    with pytest.raises(ConfigError) as info:
+        train(wider, run_dir=run_dir, resume=True, verbose=False)
+    message = str(info.value)
+    assert str(run_dir) in message and "last.ckpt" in message and "cannot resume" in message
+    assert "model.width: 4 -> 8" in message and "shape" in message and "trainer.max_epochs" in message
+    assert _snapshot(run_dir) == before
+    assert RunDir(run_dir).config() == one  # config.yaml still describes the checkpoint
+    # a zero-byte last.ckpt: named, nothing else touched
+    last = run_dir / "checkpoints" / "last.ckpt"
+    kept = last.read_bytes()
+    last.write_bytes(b"")
+    before = _snapshot(run_dir)
+    more = RunDir(run_dir).config({"trainer.max_epochs": 2})
+    with pytest.raises(RunDirError, match=r"last\.ckpt: truncated or not a checkpoint \(0 bytes"):
+        train(more, run_dir=run_dir, resume=True, verbose=False)
+    assert _snapshot(run_dir) == before
+    # the run still resumes with an allowed override once its checkpoint is back
+    last.write_bytes(kept)
+    m = train(more, run_dir=run_dir, resume=True, verbose=False)
+    assert m["epochs"] == 2 and RunDir(run_dir).config().trainer.max_epochs == 2
+
+
+class _FailOnFitStart(__import__("lightning").Callback):
+    # Lightning calls on_fit_start after restoring the weights, before the optimiser state and training
+    def on_fit_start(self, trainer, pl_module) -> None:
+        raise RuntimeError("restore failed")
+
+
+def test_a_resume_that_fails_inside_lightning_keeps_the_old_config(tiny_cfg, tmp_path) -> None:
+    run_dir = tmp_path / "r"
+    one = tiny_cfg.model_copy(deep=True)
+    one.trainer.max_epochs = 1
+    train(one, run_dir=run_dir, verbose=False)
+    before = _snapshot(run_dir)
+    more = RunDir(run_dir).config({"trainer.max_epochs": 2})
+    with pytest.raises(RuntimeError, match="restore failed"):
+        train(more, run_dir=run_dir, resume=True, callbacks=[_FailOnFitStart()], verbose=False)
+    assert _snapshot(run_dir) == before  # config.yaml is written once training starts

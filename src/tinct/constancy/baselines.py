@@ -42,6 +42,7 @@ from tinct.constancy.classical import (
 )
 from tinct.constancy.layouts import ConstancySource, fold_ids, open_constancy
 from tinct.core.atomic import atomic_write_json
+from tinct.core.checks import check_fold_count
 from tinct.core.exceptions import DataError, some_of
 from tinct.core.progress import track
 from tinct.engine.statistics import STAT_NAMES, error_statistics
@@ -195,8 +196,14 @@ def _protocol(source: ConstancySource, folds: int | None, seed: int) -> tuple[di
                 f"official split needs train and test images, got {n_train} train, {n_test} test"
             )
         return {"kind": "train_test", "n_train": n_train, "n_test": n_test}, groups
+    check_fold_count(folds, len(source), source.root)
     k = folds if folds is not None else (None if has_folds else 3)
     ids = np.asarray(fold_ids(source, k, seed))
+    if len(np.unique(ids)) < 2:  # folds.csv with one fold: nothing to tune on
+        raise DataError(
+            f"{source.root / 'folds.csv'}: cross-validation needs at least 2 folds, the file has 1; "
+            "pass folds=K (--folds K) for K seeded random folds"
+        )
     file_folds = has_folds and (k is None or k == len(np.unique(table["fold"])))
     protocol = {
         "kind": "cross_validation",
@@ -357,7 +364,9 @@ def run_baselines(
 
     Raises:
         DataError: unreadable dataset or image (the message names the file); a method without an
-            estimate for some images (the message names the method, fold, count and images).
+            estimate for some images (the message names the method, fold, count and images); a
+            ``folds.csv`` with a single fold.
+        ConfigError: ``folds`` is below 2 or above the number of images.
         UnknownNameError: unknown method or layout.
     """
     for m in methods or ():

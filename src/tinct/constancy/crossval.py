@@ -41,8 +41,9 @@ import pandas as pd
 import torch
 
 from tinct.core.atomic import atomic_write_json, atomic_write_text
+from tinct.core.checks import check_fold_count
 from tinct.core.config import ExperimentConfig
-from tinct.core.exceptions import ConfigError, TinctError, some_of
+from tinct.core.exceptions import ConfigError, DataError, TinctError, some_of
 from tinct.engine.experiments import ensure_trained, with_updates
 from tinct.engine.statistics import error_statistics
 
@@ -336,8 +337,9 @@ def crossval(
         times epochs over training time) and ``per_fold`` (``{"0": stats, ...}``).
 
     Raises:
-        DataError: the folder or its ground truth is invalid.
-        ConfigError: ``cfg`` is not an illuminant config, or ``out`` holds folds of another experiment.
+        DataError: the folder or its ground truth is invalid, or its ``folds.csv`` has a single fold.
+        ConfigError: ``cfg`` is not an illuminant config, ``folds`` is below 2 or above the number of
+            images, or ``out`` holds folds of another experiment.
     """
     from tinct.constancy.layouts import fold_ids, open_constancy
 
@@ -345,8 +347,14 @@ def crossval(
         raise ConfigError(f"crossval scores illuminant estimators; got a {cfg.task!r} config")
     d = cfg.data
     source = open_constancy(data, d.layout, d.black_level, d.saturation)
+    check_fold_count(folds, len(source), data)
     ids = fold_ids(source, folds, d.split_seed)
     k_folds = int(ids.max()) + 1
+    if k_folds < 2:  # folds.csv with one fold: nothing to train on
+        raise DataError(
+            f"{Path(data) / 'folds.csv'}: cross-validation needs at least 2 folds, the file has 1; "
+            "pass folds=K (--folds K) for K seeded random folds"
+        )
     if out is None:
         out = Path(cfg.output_dir) / f"{cfg.name}-cv-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out = Path(out)

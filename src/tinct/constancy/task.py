@@ -405,16 +405,35 @@ class IlluminantTask(Task):
         return self.cfg.model_copy(update={"data": data})
 
     @torch.no_grad()
-    def predict_files(self, paths: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
+    def predict_files(
+        self, paths: Sequence[Path], out_dir: Path, names: Sequence[Path] | None = None
+    ) -> list[dict[str, Any]]:
+        """The illuminant of each file and a white-balanced sRGB preview, ``out_dir / <name>_balanced.png``.
+
+        Args:
+            paths: image files (raw / linear, or display-encoded sRGB with a warning).
+            out_dir: the output folder.
+            names: each file's output name relative to ``out_dir``, without suffix
+                (:func:`tinct.core.naming.unique_output_names`); default: the files' unique names.
+
+        Returns:
+            One row per file: ``image``, ``r``, ``g``, ``b`` (unit-norm illuminant) and ``preview`` (the
+            written preview's path).
+
+        Raises:
+            DataError: a file cannot be read (named).
+        """
         from tinct.color.illuminant import correct_illuminant
         from tinct.color.rgb import linear_to_srgb, srgb_to_linear
         from tinct.constancy.folder import linear_from_raw, thumbnail
+        from tinct.core.naming import unique_output_names
         from tinct.io.image import read_image, to_tensor_image, write_image
 
         self.eval()
         d = self.cfg.data
         rows: list[dict[str, Any]] = []
-        for path in paths:
+        names = unique_output_names(paths) if names is None else names
+        for path, name in zip(paths, names, strict=True):
             raw = read_image(path)
             if raw.linear:
                 image, mask = linear_from_raw(raw, *self.raw_levels())
@@ -432,9 +451,9 @@ class IlluminantTask(Task):
             balanced = balanced / torch.quantile(
                 balanced.flatten()[:: max(1, balanced.numel() // 200_000)], 0.99
             ).clamp_min(1e-6)
-            preview = write_image(
-                out_dir / f"{Path(path).stem}_balanced.png", linear_to_srgb(balanced.clamp(0, 1))
-            )
+            target = Path(out_dir) / Path(name).parent / f"{Path(name).name}_balanced.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            preview = write_image(target, linear_to_srgb(balanced.clamp(0, 1)))
             r, g, b = illum.tolist()
             rows.append({"image": str(path), "r": r, "g": g, "b": b, "preview": str(preview)})
         return rows

@@ -6,18 +6,25 @@ number of leading dimensions, a number for a fixed size and a letter for a free 
 
 from __future__ import annotations
 
+import os
+import unicodedata
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from tinct.core.exceptions import ShapeError, TypeCheckError, UnknownNameError
+from tinct.core.exceptions import ConfigError, ShapeError, TypeCheckError, UnknownNameError
 
 __all__ = [
+    "NAME_MAX_BYTES",
     "check_channel_dim",
     "check_choice",
     "check_floating",
+    "check_fold_count",
+    "check_inside",
+    "check_name",
     "check_positive",
     "check_same_shape",
     "check_shape",
@@ -118,3 +125,79 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> floa
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, got {value}")
     return value
+
+
+NAME_MAX_BYTES = 200  # a run folder is <name>-<YYYYmmdd-HHMMSS>[-k]: file names end at 255 bytes
+NAME_RULE = (
+    "a name becomes a folder name: use letters, digits, spaces and punctuation such as - _ . + = , @ "
+    f"(no '/' or '\\', no control characters, not starting with '.', at most {NAME_MAX_BYTES} bytes)"
+)
+
+
+def check_name(value: str, what: str = "name") -> str:
+    """Raise :class:`ConfigError` unless ``value`` can name one folder inside another; return it.
+
+    Run names, sweep names and trial names become folder names (``<output_dir>/<name>-<timestamp>``,
+    ``runs/sweeps/<name>``), so a name must not be empty, contain a path separator (``/``, ``\\``) or a
+    control character (NUL included), start with ``.`` (``.``, ``..``, hidden folders) or with / end in
+    spaces, or be longer than :data:`NAME_MAX_BYTES` bytes in UTF-8.
+
+    Raises:
+        ConfigError: what is wrong with the name, and which characters are allowed.
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"{what}: expected a string, got {type(value).__name__}")
+    problem = None
+    if not value.strip():
+        problem = "is empty"
+    elif "/" in value or "\\" in value:
+        problem = "contains a path separator"
+    elif any(unicodedata.category(c) == "Cc" for c in value):
+        problem = "contains a control character"
+    elif value.startswith("."):
+        problem = "starts with '.'"
+    elif value != value.strip():
+        problem = "starts or ends with a space"
+    elif len(value.encode("utf-8")) > NAME_MAX_BYTES:
+        problem = f"is {len(value.encode('utf-8'))} bytes long"
+    if problem is not None:
+        raise ConfigError(f"{what} {value!r} {problem}; {NAME_RULE}")
+    return value
+
+
+def check_inside(root: str | os.PathLike[str], path: str | os.PathLike[str], what: str = "folder") -> Path:
+    """Raise :class:`ConfigError` unless ``path`` lies strictly inside the folder ``root``; return ``path``.
+
+    The comparison is lexical (``..`` resolved, symbolic links not followed), so a name that climbs out of
+    its parent is caught before anything is created.
+
+    Raises:
+        ConfigError: ``path`` is ``root`` itself or outside it (both named).
+    """
+    base = os.path.normpath(os.path.abspath(root))
+    target = os.path.normpath(os.path.abspath(path))
+    if target == base or os.path.commonpath([base, target]) != base:
+        raise ConfigError(f"{what} {path} is not inside {root}; {NAME_RULE}")
+    return Path(path)
+
+
+def check_fold_count(folds: int | None, n_images: int, data: str | os.PathLike[str]) -> int | None:
+    """Raise :class:`ConfigError` unless ``folds`` is None or ``2 <= folds <= n_images``; return it.
+
+    Raises:
+        ConfigError: the fold count, the number of images and the dataset folder.
+    """
+    if folds is None:
+        return None
+    if isinstance(folds, bool) or not isinstance(folds, int):
+        raise ConfigError(f"folds={folds!r}: the number of folds must be an integer (2 or more)")
+    if folds < 2:
+        raise ConfigError(
+            f"folds={folds}: cross-validation needs at least 2 folds (each fold is tested by a model "
+            "trained on the others)"
+        )
+    if folds > n_images:
+        raise ConfigError(
+            f"folds={folds}: more folds than images ({n_images} in {data}); use 2 <= folds <= {n_images}"
+        )
+    return folds

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tinct.core.checks import check_name
 from tinct.core.exceptions import ConfigError
 
 __all__ = [
+    "ACCELERATORS",
+    "PRECISIONS",
     "ExperimentConfig",
     "OptimConfig",
     "StrictModel",
@@ -51,8 +54,32 @@ class OptimConfig(StrictModel):
     gamma: float = Field(0.1, gt=0)
 
 
+# What Lightning's Trainer accepts (lightning 2.6: AcceleratorRegistry plus "gpu" and "auto"; precision:
+# lightning.fabric.connector._PRECISION_INPUT with its integers as strings). Spelled out here, so that
+# reading a config does not import Lightning; tests/engine/test_config.py compares them with Lightning's.
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")
+PRECISIONS = (
+    "32-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "64-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+    "32",
+    "16",
+    "bf16",
+    "64",
+)
+
+
 class TrainerConfig(StrictModel):
-    """What Lightning's ``Trainer`` gets. CPU by default; the same config runs on GPUs / nodes with DDP."""
+    """What Lightning's ``Trainer`` gets. CPU by default; the same config runs on GPUs / nodes with DDP.
+
+    ``accelerator`` is one of :data:`ACCELERATORS`, ``precision`` one of :data:`PRECISIONS` (an integer
+    such as ``16`` is read as its string), ``strategy`` a non-empty Lightning strategy name.
+    """
 
     max_epochs: int = Field(10, ge=1)
     max_steps: int = -1
@@ -70,6 +97,33 @@ class TrainerConfig(StrictModel):
     deterministic: bool = False
     progress: Literal["auto", "rich", "tqdm", "none"] = "auto"
 
+    @field_validator("accelerator")
+    @classmethod
+    def _check_accelerator(cls, value: str) -> str:
+        if value not in ACCELERATORS:
+            raise ValueError(
+                f"unknown accelerator {value!r}; valid choices: {', '.join(map(repr, ACCELERATORS))}"
+            )
+        return value
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _check_precision(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # precision: 16 in YAML
+        if isinstance(value, str) and value not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {value!r}; valid choices: {', '.join(map(repr, PRECISIONS))}"
+            )
+        return value
+
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("strategy must be a Lightning strategy name such as 'auto', 'ddp' or 'fsdp'")
+        return value
+
 
 class ExperimentConfig(StrictModel):
     """The common part of every experiment; tasks subclass it with typed ``data`` and ``model`` sections."""
@@ -82,6 +136,12 @@ class ExperimentConfig(StrictModel):
     model: Any = None
     optim: OptimConfig = OptimConfig()
     trainer: TrainerConfig = TrainerConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        # the run folder is <output_dir>/<name>-<timestamp>: a name must not climb out of output_dir
+        return check_name(value, "name")
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:

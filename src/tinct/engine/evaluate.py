@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -10,31 +11,39 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tinct.core.atomic import atomic_write_json, atomic_write_text
-from tinct.core.exceptions import DataError, RunDirError
-from tinct.engine.run_dir import RunDir
+from tinct.core.exceptions import ConfigError, DataError
+from tinct.core.naming import unique_output_names
+from tinct.engine.run_dir import RunDir, checkpoint_mismatches, read_checkpoint
 from tinct.io.image import IMAGE_SUFFIXES
 
-__all__ = ["evaluate", "expand_inputs", "load_task", "predict"]
+__all__ = ["collect_inputs", "evaluate", "expand_inputs", "load_task", "predict"]
 
 
 def load_task(
     run_dir: str | os.PathLike[str], checkpoint: str = "best", overrides: dict[str, Any] | None = None
 ) -> Any:
-    """Rebuild a run's task from its ``config.yaml`` and load its ``best`` (or ``last``) weights safely."""
+    """Rebuild a run's task from its ``config.yaml`` and load its ``best`` (or ``last``) weights safely.
+
+    Raises:
+        RunDirError: no ``config.yaml`` or no checkpoint, or the checkpoint is truncated or not one.
+        ConfigError: ``config.yaml`` is broken (named), or it (with ``overrides``) builds another network
+            than the checkpoint holds (the first mismatching parameters named).
+    """
     from tinct.engine.task import TASKS
 
     run = RunDir(run_dir)
     cfg = run.config(overrides)
     task = TASKS.get(cfg.task)(cfg)
     path = run.checkpoint(checkpoint)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise RunDirError(f"{path}: cannot load checkpoint ({err})") from err
-    task.load_state_dict(state["state_dict"])
+    state = read_checkpoint(path)["state_dict"]
+    problems = checkpoint_mismatches(task, state, most=3)
+    if problems:
+        with_overrides = f" with {', '.join(overrides)}" if overrides else ""
+        raise ConfigError(
+            f"{path} does not fit the network of {run.config_file}{with_overrides}: {'; '.join(problems)}"
+        )
+    task.load_state_dict(state)
     task.eval()
     return task
 
@@ -86,17 +95,37 @@ def evaluate(
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given, folders expanded recursively to their image files (sorted)."""
+    """Files as given, folders expanded recursively to their image files (sorted).
+
+    Raises:
+        DataError: an input does not exist (named).
+    """
+    paths, _, missing = collect_inputs(inputs)
+    if missing:
+        raise DataError(f"{missing[0]}: no such file or folder")
+    return paths
+
+
+def collect_inputs(
+    inputs: Sequence[str | os.PathLike[str]],
+) -> tuple[list[Path], list[Path | None], list[str]]:
+    """The image files of ``inputs`` (files as given, folders searched recursively, sorted), the folder
+    argument each was found under (None: given as a file), and the inputs that do not exist."""
     paths: list[Path] = []
+    roots: list[Path | None] = []
+    missing: list[str] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            paths += found
+            roots += [p] * len(found)
         elif p.is_file():
             paths.append(p)
+            roots.append(None)
         else:
-            raise DataError(f"{p}: no such file or folder")
-    return paths
+            missing.append(str(item))
+    return paths, roots, missing
 
 
 def predict(
@@ -109,19 +138,38 @@ def predict(
 ) -> list[dict[str, Any]]:
     """Run a trained task on image files; write ``predictions.csv`` (and the task's outputs) to ``out_dir``.
 
-    A file that cannot be read is reported by name and recorded with its error; the others still run.
+    Output files are named by :func:`tinct.core.naming.unique_output_names`: a folder argument's
+    sub-folders are kept, and inputs whose stems collide keep their extension (``a_png_balanced.png``,
+    ``a_npy_balanced.png``), so no output overwrites another. An input that does not exist or a file that
+    cannot be read is reported by name on stderr (``tinct: skipped a.png: ...``) and recorded as a row
+    with an ``error``; the others still run.
+
+    Returns:
+        One row per input file (and per missing input), as in ``predictions.csv``; rows with an ``error``
+        key failed.
+
+    Raises:
+        DataError: no input holds an image file.
     """
     from rich.progress import track
 
     task = load_task(run_dir, checkpoint)
     out = Path(out_dir) if out_dir else Path(run_dir) / "predictions"
-    out.mkdir(parents=True, exist_ok=True)
-    paths = expand_inputs(inputs)
+    paths, roots, missing = collect_inputs(inputs)
+    supported = f"supported: {', '.join(IMAGE_SUFFIXES)}"
+    for item in inputs:
+        if Path(item).is_dir() and Path(item) not in roots:
+            print(f"tinct: {item}: no image files ({supported})", file=sys.stderr)
     if not paths:
-        raise DataError(
-            f"no image files among {', '.join(map(str, inputs))} (supported: {', '.join(IMAGE_SUFFIXES)})"
-        )
+        absent = f"; {', '.join(missing)}: no such file or folder" if missing else ""
+        raise DataError(f"no image files among {', '.join(map(str, inputs))} ({supported}){absent}")
+    out.mkdir(parents=True, exist_ok=True)
+    names = unique_output_names(paths, roots)
+    takes_names = "names" in inspect.signature(task.predict_files).parameters
     rows: list[dict[str, Any]] = []
+    for item in missing:
+        print(f"tinct: skipped {item}: no such file or folder", file=sys.stderr)
+        rows.append({"image": item, "error": f"{item}: no such file or folder"})
 
     import pandas as pd
 
@@ -131,11 +179,15 @@ def predict(
     # The table is rewritten every few seconds and once at the end (also on an exception), so a long
     # job keeps its finished rows without rewriting a growing file after every image.
     last_save = time.monotonic()
-    iterator = track(paths, description="predicting", disable=not progress or not sys.stderr.isatty())
+    jobs = list(zip(paths, names, strict=True))
+    iterator = track(jobs, description="predicting", disable=not progress or not sys.stderr.isatty())
     try:
-        for path in iterator:
+        for path, name in iterator:
             try:
-                rows += task.predict_files([path], out)
+                if takes_names:
+                    rows += task.predict_files([path], out, names=[name])
+                else:  # a task without output names (colorization, for now): named by its stem
+                    rows += task.predict_files([path], out)
             except DataError as err:
                 print(f"tinct: skipped {err}", file=sys.stderr)
                 rows.append({"image": str(path), "error": str(err)})

@@ -19,19 +19,29 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from tinct.core.atomic import atomic_write_json
-from tinct.core.config import ExperimentConfig, save_config
-from tinct.core.exceptions import RunDirError
+from tinct.core.checks import check_inside
+from tinct.core.config import ExperimentConfig, read_yaml_file, save_config
+from tinct.core.exceptions import RunDirError, some_of
 from tinct.engine.config import config_from_dict
 
-__all__ = ["RunDir", "environment_info", "new_run_path"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = [
+    "RunDir",
+    "checkpoint_mismatches",
+    "config_changes",
+    "environment_info",
+    "new_run_path",
+    "read_checkpoint",
+]
 
 _PACKAGES = ("tinct", "torch", "torchvision", "lightning", "numpy", "pydantic", "opencv-python-headless")
 
@@ -77,12 +87,76 @@ def environment_info() -> dict[str, Any]:
 
 
 def new_run_path(cfg: ExperimentConfig) -> Path:
-    """``<output_dir>/<name>-<YYYYmmdd-HHMMSS>`` (a numeric suffix if that exists)."""
+    """``<output_dir>/<name>-<YYYYmmdd-HHMMSS>`` (a numeric suffix if that exists).
+
+    Raises:
+        ConfigError: the path is not inside ``output_dir`` (a name with ``/`` or ``..`` that escaped
+            validation, e.g. set with ``model_copy(update=...)``).
+    """
     base = Path(cfg.output_dir) / f"{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    check_inside(cfg.output_dir, base, f"run folder of name {cfg.name!r}")
     path, k = base, 1
     while path.exists():
         path, k = Path(f"{base}-{k}"), k + 1
     return path
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A Lightning checkpoint of tinct, loaded on the CPU with ``weights_only=True`` (no pickled code runs).
+
+    Raises:
+        RunDirError: the file is missing, truncated or not a checkpoint, or holds no ``state_dict``.
+    """
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise RunDirError(f"{p}: checkpoint not found")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:
+        reason = " ".join(str(err).split())[:300] or type(err).__name__
+        size = p.stat().st_size
+        raise RunDirError(f"{p}: truncated or not a checkpoint ({size} bytes; torch.load: {reason})") from err
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
+        keys = some_of(list(ckpt)) if isinstance(ckpt, Mapping) else type(ckpt).__name__
+        raise RunDirError(f"{p}: not a tinct checkpoint (no 'state_dict'; found {keys})")
+    return dict(ckpt)
+
+
+def checkpoint_mismatches(
+    module: nn.Module, state_dict: Mapping[str, Any], most: int | None = None
+) -> list[str]:
+    """Why ``state_dict`` would not load strictly into ``module``: missing and unexpected entries and
+    tensors of another shape, one line each (empty: it loads); with ``most``, the first ``most`` lines and
+    one that counts the others."""
+    mine = module.state_dict()
+    out = []
+    for key, value in mine.items():
+        if key not in state_dict:
+            out.append(f"{key} is missing from the checkpoint")
+            continue
+        old = getattr(state_dict[key], "shape", None)
+        if old is not None and tuple(old) != tuple(value.shape):
+            out.append(f"{key} has shape {tuple(old)} in the checkpoint, {tuple(value.shape)} now")
+    out += [f"{key} is in the checkpoint but not in the network" for key in state_dict if key not in mine]
+    if most is not None and len(out) > most:
+        out = [*out[:most], f"... ({len(out) - most} more)"]
+    return out
+
+
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two config mappings, as ``key: old -> new``."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in dict.fromkeys([*old, *new]):
+            dotted = f"{prefix}{key}"
+            if key not in old or key not in new:
+                out.append(f"{dotted}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}")
+            else:
+                out += config_changes(old[key], new[key], dotted + ".")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
 class RunDir:
@@ -106,11 +180,17 @@ class RunDir:
         return self
 
     def config(self, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+        """The run's ``config.yaml`` with dotted-key ``overrides``, validated.
+
+        Raises:
+            RunDirError: the folder has no ``config.yaml``.
+            ConfigError: ``config.yaml`` is not YAML, not a mapping, or has invalid values (file named).
+        """
         from tinct.core.config import apply_overrides
 
         if not self.config_file.is_file():
             raise RunDirError(f"{self.path}: not a tinct run directory (no config.yaml)")
-        raw = yaml.safe_load(self.config_file.read_text())
+        raw = read_yaml_file(self.config_file, "run config")
         return config_from_dict(apply_overrides(raw, overrides or {}), source=str(self.config_file))
 
     def checkpoint(self, which: str = "best") -> Path:

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tinct.core.atomic import atomic_write_json, atomic_write_text
+from tinct.core.checks import check_inside
 from tinct.core.config import ExperimentConfig
 from tinct.core.exceptions import ConfigError, TinctError
 from tinct.engine.sweep_spec import PretrainStage, SweepSpec, TrialPoint, label_text, load_sweep
@@ -177,7 +178,7 @@ def run_trial(
         if not isinstance(dist, CategoricalDistribution):
             _suggest(trial, name, dist)
     storage.set_trial_user_attr(trial_id, "params", point.params)
-    run_dir = (sweep_dir / "runs" / point.slug).resolve()
+    run_dir = check_inside(sweep_dir / "runs", sweep_dir / "runs" / point.slug, "trial folder").resolve()
     for k, v in {"host": socket.gethostname(), "pid": os.getpid(), "run_dir": str(run_dir)}.items():
         storage.set_trial_user_attr(trial_id, k, v)
     metric, _ = spec.metric_and_direction()
@@ -430,14 +431,15 @@ def run_sweep(
         progress: print a line per trial.
     """
     spec = load_sweep(sweep_file, overrides)
-    sweep_dir = Path(out) if out is not None else Path("runs") / "sweeps" / spec.name
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    _snapshot(spec, sweep_dir)
-    url = storage or spec.storage or default_storage(sweep_dir)
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if test_split not in (None, "auto"):
         raise ConfigError(f"--test-split must be 'auto', got {test_split!r}")
+    sweeps = Path("runs") / "sweeps"
+    sweep_dir = Path(out) if out is not None else check_inside(sweeps, sweeps / spec.name, "sweep folder")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    _snapshot(spec, sweep_dir)
+    url = storage or spec.storage or default_storage(sweep_dir)
     split_file = str((sweep_dir / "split.json").resolve()) if test_split == "auto" else None
     if split_file is not None:
         spec.trial_config(spec.points()[0], sweep_dir, split_file)  # the task supports data.split_file

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from tinct.core.checks import NAME_MAX_BYTES, check_name
 from tinct.core.config import ExperimentConfig, StrictModel, apply_overrides, read_yaml_file
 from tinct.core.exceptions import ConfigError
 from tinct.engine.config import config_from_dict
@@ -76,6 +77,12 @@ class SweepSpec(StrictModel):
     storage: str | None = None
     source: str = "<dict>"  # the sweep file (relative paths resolve from its folder)
     _base: dict[str, Any] | None = PrivateAttr(None)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        # the sweep folder is runs/sweeps/<name>: a name must not climb out of it
+        return check_name(name, "name")
 
     @field_validator("metric")
     @classmethod
@@ -209,7 +216,7 @@ class SweepSpec(StrictModel):
             # Validated with a stand-in: the worker sets the stage's real checkpoint before training.
             overrides[self.pretrain.into] = "<checkpoint of the pretraining stage>"
         raw = apply_overrides(self.base_raw(), overrides)
-        raw["name"] = f"{raw.get('name', 'run')}-{point.slug}"
+        raw["name"] = _joined_name(raw.get("name", "run"), point.slug)
         if split_file is not None:
             raw = apply_overrides(raw, {"data.split_file": split_file})
         return config_from_dict(raw, source=f"{self.source}, trial {point.slug}")
@@ -236,7 +243,7 @@ class SweepSpec(StrictModel):
                 node = node[part]
             copied[key] = node
         raw = apply_overrides(raw, copied)
-        raw["name"] = f"{raw.get('name', 'pretrain')}-{cfg.name}"
+        raw["name"] = _joined_name(raw.get("name", "pretrain"), cfg.name)
         return config_from_dict(raw, source=f"{path} (pretraining of {cfg.name})")
 
     def metric_and_direction(self) -> tuple[str, str]:
@@ -269,7 +276,12 @@ class TrialPoint:
 
     @property
     def slug(self) -> str:
-        """Folder name: ``t003-small_cnn-log``; values of long / odd labels are shortened."""
+        """Folder name: ``t003-small_cnn-log``; values of long / odd labels are shortened.
+
+        Only letters, digits, ``.`` and ``_`` of a label are kept (other runs of characters become ``-``),
+        and the slug starts with ``t<index>-``: a label such as ``../../x`` names a folder inside the sweep's
+        ``runs/``, never a path out of it.
+        """
         parts = []
         for v in self.params.values():
             s = label_text(v)
@@ -326,6 +338,15 @@ def _axis_overrides(axis: str, values: Any, label: Any) -> dict[str, Any]:
 
 def _matches(params: Mapping[str, Any], pattern: Mapping[str, Any]) -> bool:
     return all(k in params and label_text(params[k]) == label_text(_label(v)) for k, v in pattern.items())
+
+
+def _joined_name(head: Any, tail: str) -> str:
+    """``<head>-<tail>``, ``head`` shortened so the name stays within :data:`NAME_MAX_BYTES` (tail kept)."""
+    head = str(head)
+    room = NAME_MAX_BYTES - len(tail.encode("utf-8")) - 1
+    while len(head.encode("utf-8")) > room and head:
+        head = head[:-1]
+    return f"{head.rstrip()}-{tail}" if head.strip() else tail
 
 
 def label_text(v: Any) -> str:

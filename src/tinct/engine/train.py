@@ -11,16 +11,37 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from tinct.core.atomic import atomic_write_json
-from tinct.core.config import ExperimentConfig
-from tinct.core.exceptions import RunDirError
+from tinct.core.checks import check_inside
+from tinct.core.config import ExperimentConfig, TrainerConfig
+from tinct.core.exceptions import ConfigError, RunDirError, TinctError
 from tinct.engine.plots import plot_learning_curves
-from tinct.engine.run_dir import RunDir, new_run_path
+from tinct.engine.run_dir import (
+    RunDir,
+    checkpoint_mismatches,
+    config_changes,
+    new_run_path,
+    read_checkpoint,
+)
 
 if TYPE_CHECKING:  # Lightning is imported when training starts, not by commands that only predict
     import lightning as L
 
-__all__ = ["build_trainer", "resolve_run_dir", "train"]
+__all__ = ["build_trainer", "check_resumable", "check_trainer_settings", "resolve_run_dir", "train"]
+
+# Settings a resumed run may change: they leave its network (and so its checkpoint) as it is.
+SAFE_ON_RESUME = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.progress",
+    "data.num_workers",
+)
 
 
 def resolve_run_dir(
@@ -54,7 +75,7 @@ def resolve_run_dir(
                 "launched with several processes but no shared run directory: pass --run-dir DIR "
                 "(the same on every rank) or launch with torchrun --rdzv-id / under SLURM"
             )
-        path = Path(cfg.output_dir) / f"{cfg.name}-job{job}"
+        path = check_inside(cfg.output_dir, Path(cfg.output_dir) / f"{cfg.name}-job{job}", "run folder")
     else:
         path = new_run_path(cfg)
     return path
@@ -77,41 +98,84 @@ def _run_dir_env(path: Path) -> Iterator[None]:
 def build_trainer(
     cfg: ExperimentConfig, run: RunDir | None, callbacks: list[L.Callback], **overrides: Any
 ) -> L.Trainer:
-    """A Lightning ``Trainer`` from ``cfg.trainer``; non-None ``overrides`` (accelerator, devices ...) win."""
+    """A Lightning ``Trainer`` from ``cfg.trainer``; non-None ``overrides`` (accelerator, devices ...) win.
+
+    Raises:
+        ConfigError: an invalid setting, an accelerator this machine lacks (``gpu`` without CUDA), or
+            settings Lightning refuses (its message, with the trainer settings).
+    """
     import lightning as L
     from lightning.pytorch.callbacks import ProgressBar
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
     from tinct.engine.callbacks import AtomicCheckpointIO, pick_progress_bar
 
     # Lightning's INFO chatter (tips, "GPU available: False") drowns tinct's own one-line summaries.
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    t = cfg.trainer.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    t = check_trainer_settings(cfg.trainer, **overrides)
     progress = [] if run is None else pick_progress_bar(t.progress)
     uses_bar = any(isinstance(c, ProgressBar) for c in progress)
-    return L.Trainer(
-        accelerator=t.accelerator,
-        devices=t.devices,
-        num_nodes=t.num_nodes,
-        strategy=t.strategy,
-        precision=t.precision,  # type: ignore[arg-type]
-        max_epochs=t.max_epochs,
-        max_steps=t.max_steps,
-        limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches,
-        limit_test_batches=t.limit_test_batches,
-        gradient_clip_val=t.gradient_clip_val,
-        check_val_every_n_epoch=t.check_val_every_n_epoch,
-        log_every_n_steps=t.log_every_n_steps,
-        deterministic=t.deterministic,
-        logger=False,
-        callbacks=callbacks + progress,
-        plugins=[AtomicCheckpointIO()],
-        default_root_dir=str(run.path) if run else None,
-        enable_progress_bar=uses_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    try:
+        return L.Trainer(
+            accelerator=t.accelerator,
+            devices=t.devices,
+            num_nodes=t.num_nodes,
+            strategy=t.strategy,
+            precision=t.precision,  # type: ignore[arg-type]
+            max_epochs=t.max_epochs,
+            max_steps=t.max_steps,
+            limit_train_batches=t.limit_train_batches,
+            limit_val_batches=t.limit_val_batches,
+            limit_test_batches=t.limit_test_batches,
+            gradient_clip_val=t.gradient_clip_val,
+            check_val_every_n_epoch=t.check_val_every_n_epoch,
+            log_every_n_steps=t.log_every_n_steps,
+            deterministic=t.deterministic,
+            logger=False,
+            callbacks=callbacks + progress,
+            plugins=[AtomicCheckpointIO()],
+            default_root_dir=str(run.path) if run else None,
+            enable_progress_bar=uses_bar,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
+    except TinctError:
+        raise
+    except (MisconfigurationException, ValueError) as err:
+        settings = ", ".join(
+            f"trainer.{k}={getattr(t, k)!r}"
+            for k in ("accelerator", "devices", "num_nodes", "strategy", "precision")
+        )
+        raise ConfigError(f"Lightning refused the trainer settings ({settings}): {err}") from err
+
+
+def check_trainer_settings(trainer: TrainerConfig, **overrides: Any) -> TrainerConfig:
+    """``trainer`` with the non-None ``overrides`` (command-line ``--accelerator`` ...), validated, and
+    checked against this machine: a GPU accelerator needs a GPU.
+
+    Raises:
+        ConfigError: an override is not a valid setting, or the accelerator is not available here.
+    """
+    import torch
+
+    try:
+        t = TrainerConfig.model_validate(
+            {**trainer.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
+    except ValidationError as err:
+        lines = [f"trainer.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()]
+        raise ConfigError("invalid trainer settings: " + "; ".join(lines)) from None
+    if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={t.accelerator} but no CUDA GPU is available on this machine; "
+            "use cpu or auto"
+        )
+    if t.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            "trainer.accelerator=mps but Apple's MPS is not available on this machine; use cpu or auto"
+        )
+    return t
 
 
 def train(
@@ -145,7 +209,7 @@ def train(
         ``best_epoch``, ``epochs``, ``train_time_s`` and ``run_dir``. Also written to ``metrics.json``.
     """
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import LambdaCallback, ModelCheckpoint
 
     from tinct.engine.callbacks import EpochMetricsWriter, finite_float
     from tinct.engine.task import TASKS
@@ -159,6 +223,8 @@ def train(
         raise RunDirError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
     # Model and data are built first, so a bad backbone name or data folder fails before any file is written.
     task = TASKS.get(cfg.task)(cfg)
+    if resume:
+        check_resumable(run, last_ckpt, task)
     datamodule = task.build_datamodule()
     datamodule.setup("fit")
     ckpt_cb = ModelCheckpoint(
@@ -172,19 +238,30 @@ def train(
         enable_version_counter=False,
     )
     writer = EpochMetricsWriter(run.metrics_csv)
+    # config.yaml and env.json are written after the Trainer exists: before, a process of another node
+    # (Lightning's launcher sets NODE_RANK, not RANK) would count itself as rank 0 and write them too. A
+    # resumed run writes them once Lightning has restored its checkpoint (at the start of training), so a
+    # resume that fails leaves the run folder as it was.
+    written = False
+
+    def write_run_files(trainer: L.Trainer) -> None:
+        nonlocal written
+        if trainer.is_global_zero and not written:
+            run.create(task.cfg)  # the task may resolve data-dependent fields (patch: the camera list)
+        written = True
+
+    on_start = [LambdaCallback(on_train_start=lambda tr, _: write_run_files(tr))] if resume else []
     trainer = build_trainer(
         cfg,
         run,
-        [ckpt_cb, writer, *callbacks],
+        [ckpt_cb, writer, *on_start, *callbacks],
         accelerator=accelerator,
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
     )
-    # After the Trainer exists: before, a process of another node (Lightning's launcher sets NODE_RANK,
-    # not RANK) would count itself as rank 0 and write config.yaml and env.json too.
-    if trainer.is_global_zero:
-        run.create(task.cfg)  # the task may resolve data-dependent fields (patch: the camera list)
+    if not resume:
+        write_run_files(trainer)
     t0 = time.perf_counter()
     with _run_dir_env(run.path), warnings.catch_warnings():
         # Lightning 2.6 calls a torch API that torch 2.14 deprecated; nothing for users to act on.
@@ -195,6 +272,7 @@ def train(
             task, datamodule=datamodule, ckpt_path=str(last_ckpt) if resume else None, weights_only=True
         )
         train_time = time.perf_counter() - t0
+        write_run_files(trainer)  # a resume with nothing left to train does not start training
         best = ckpt_cb.best_model_path or str(last_ckpt)
         test_results = (
             trainer.test(task, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False)
@@ -236,6 +314,32 @@ def train(
         if verbose:
             print(summary_line(cfg, task.monitor, metrics), flush=True)
     return metrics
+
+
+def check_resumable(run: RunDir, checkpoint: Path, task: Any) -> dict[str, Any]:
+    """Check that ``checkpoint`` (a run's ``last.ckpt``) loads into ``task``'s network before anything is written.
+
+    Returns:
+        The checkpoint (loaded on the CPU with ``weights_only=True``).
+
+    Raises:
+        RunDirError: the checkpoint is truncated or not a checkpoint.
+        ConfigError: the config changes the network (the first mismatching parameters, the config changes
+            since the checkpoint, and which overrides a resumed run may use).
+    """
+    ckpt = read_checkpoint(checkpoint)
+    problems = checkpoint_mismatches(task, ckpt["state_dict"], most=3)
+    if problems:
+        changes = config_changes(ckpt.get("tinct_config") or {}, task.cfg.model_dump(mode="json"))
+        changed = f"; the config changes {'; '.join(changes[:4])}" if changes else ""
+        changed += f"; ... ({len(changes) - 4} more)" if len(changes) > 4 else ""
+        raise ConfigError(
+            f"{run.path}: cannot resume: this config builds another network than {checkpoint} holds "
+            f"({'; '.join(problems)}){changed}. Nothing in the run folder was changed. A resumed run keeps "
+            f"its network: override only settings that leave it as it is ({', '.join(SAFE_ON_RESUME)}), "
+            "or train a new run"
+        )
+    return ckpt
 
 
 def summary_line(cfg: ExperimentConfig, monitor: str, m: dict[str, Any]) -> str:
