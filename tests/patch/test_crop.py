@@ -384,3 +384,28 @@ def test_warning_free_on_good_photos(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         crop_folder(tmp_path / "in", tmp_path / "out", progress=False)
+
+
+def test_crop_of_a_rotated_phone_photo_is_upright_once(tmp_path: Path) -> None:
+    # A phone stores the sensor's pixels and says in EXIF how to turn them (orientation 6: 90 degrees
+    # clockwise). tinct reads the photo upright, so the crop is cut upright; the EXIF copied into the crop
+    # must then say "upright" (1), or every viewer and tinct itself would turn the crop a second time.
+    image, _ = render_photo(5)
+    _write_jpeg(tmp_path / "upright" / "p.jpg", image, make="m")
+    stored = np.ascontiguousarray(np.rot90(image, k=1))  # what the sensor recorded
+    exif = Image.Exif()
+    exif[0x010F] = "m"
+    exif[0x0112] = 6
+    (tmp_path / "phone").mkdir()
+    Image.fromarray(stored).save(tmp_path / "phone" / "p.jpg", quality=92, exif=exif)
+
+    upright = crop_folder(tmp_path / "upright", tmp_path / "out_upright", sheet=False, progress=False)
+    phone = crop_folder(tmp_path / "phone", tmp_path / "out_phone", sheet=False, progress=False)
+    assert phone[["x0", "y0", "x1", "y1"]].equals(upright[["x0", "y0", "x1", "y1"]])
+    with Image.open(tmp_path / "out_phone" / "p.jpg") as im:
+        assert im.getexif().get(0x0112, 1) == 1 and im.getexif()[0x010F] == "m"
+        crop = np.asarray(im.convert("RGB"), dtype=np.float64)
+    with Image.open(tmp_path / "out_upright" / "p.jpg") as im:
+        reference = np.asarray(im.convert("RGB"), dtype=np.float64)
+    assert crop.shape == reference.shape
+    assert np.abs(crop - reference).mean() < 4.0  # the same pixels, up to JPEG re-encoding

@@ -38,9 +38,9 @@ def with_updates(cfg: ExperimentConfig, updates: Mapping[str, Any]) -> Experimen
 def _check_same_experiment(run: RunDir, cfg: ExperimentConfig) -> None:
     if not run.config_file.is_file():
         return
-    import yaml
+    from tinct.core.config import read_yaml_file
 
-    old = yaml.safe_load(run.config_file.read_text()) or {}
+    old = read_yaml_file(run.config_file, "run config")  # a broken file is named, not a bare YAML error
     new = cfg.model_dump(mode="json")
     for raw in (old, new):  # how many loader processes is a property of the machine, not the experiment
         if isinstance(raw.get("data"), dict):

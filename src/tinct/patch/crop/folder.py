@@ -47,7 +47,7 @@ def _write_crop(src: Path, dst: Path, crop: np.ndarray) -> None:
     """
     import io
 
-    from PIL import Image
+    from PIL import ExifTags, Image
 
     if crop.dtype != np.uint8:
         import cv2
@@ -59,7 +59,14 @@ def _write_crop(src: Path, dst: Path, crop: np.ndarray) -> None:
         return
     try:
         with Image.open(src) as im:
-            exif = im.info.get("exif")
+            exif: bytes | None = None
+            if im.info.get("exif"):
+                tags = im.getexif()
+                # The crop is cut from the photo as tinct reads it, already turned upright by its EXIF
+                # orientation: copied as it was, the tag would turn the crop a second time.
+                if tags.get(ExifTags.Base.Orientation, 1) != 1:
+                    tags[ExifTags.Base.Orientation] = 1
+                exif = tags.tobytes()
     except OSError:  # OpenCV read it; Pillow cannot: write it without EXIF
         exif = None
     fmt = _PIL_FORMATS[dst.suffix.lower()]
