@@ -76,6 +76,9 @@ def list_photos(root: str | os.PathLike[str]) -> list[Path]:
 def read_photo(path: str | os.PathLike[str]) -> np.ndarray:
     """An sRGB photo as an ``H x W x 3`` float32 array in [0, 1] (8- or 16-bit, any channel layout).
 
+    The photo is turned upright by its EXIF orientation and an 8-bit file's ICC profile is converted to
+    sRGB (:func:`tinct.io.image.read_image`, whose ``RawImage.notes`` say so).
+
     Raises:
         DataError: missing, unreadable or corrupt file (named).
     """
@@ -83,26 +86,31 @@ def read_photo(path: str | os.PathLike[str]) -> np.ndarray:
     return (raw.array.astype(np.float32) / np.float32(raw.white_level)).clip(0.0, 1.0)
 
 
-def describe_mode(path: str | os.PathLike[str], array: np.ndarray | None = None) -> str | None:
-    """A note on how a file was converted to RGB (grayscale, palette, alpha), or None for plain RGB."""
-    notes = []
+def describe_mode(
+    path: str | os.PathLike[str], array: np.ndarray | None = None, notes: Sequence[str] = ()
+) -> str | None:
+    """A note on how a file was converted to RGB (grayscale, palette, alpha), or None for plain RGB.
+
+    ``notes`` (e.g. :attr:`tinct.io.image.RawImage.notes`: EXIF rotation, ICC conversion) come first.
+    """
+    found: list[str] = []
     try:
         from PIL import Image
 
         with Image.open(path) as im:
             mode = im.mode
         if mode == "P":
-            notes.append("palette image converted to RGB")
+            found.append("palette image converted to RGB")
         if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-            notes.append("alpha channel dropped")
+            found.append("alpha channel dropped")
         if mode in ("L", "LA", "I", "I;16", "1", "F"):
-            notes.append("grayscale image: no reference colours")
+            found.append("grayscale image: no reference colours")
     except Exception:
         pass
-    if not notes and array is not None and array.ndim == 3:
+    if not found and array is not None and array.ndim == 3:
         if np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 1], array[..., 2]):
-            notes.append("grayscale image: no reference colours")
-    return "; ".join(notes) or None
+            found.append("grayscale image: no reference colours")
+    return "; ".join([*notes, *found]) or None
 
 
 def resize_short_side(image: np.ndarray, short: int) -> np.ndarray:
