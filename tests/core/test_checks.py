@@ -108,7 +108,7 @@ def test_unique_output_names_keep_stems_and_separate_collisions() -> None:
     assert [str(n) for n in names] == ["a_png", "a_npy", "b_png", "b_png-2"]  # files go to the top folder
     # a name still taken gets -2, -3 in input order; case-insensitive, as on macOS and Windows
     names = unique_output_names([Path("a.png"), Path("a.PNG"), Path("a_png.jpg"), Path("a.png")])
-    assert [str(n) for n in names] == ["a_png-2", "a_PNG-3", "a_png", "a_png-4"]
+    assert [str(n) for n in names] == ["a_png-2", "a_png-3", "a_png", "a_png-4"]  # extension lowercased
     # under a folder argument, sub-folders are kept and only same-folder stems collide
     root = Path("d")
     paths = [root / "x.png", root / "s" / "x.png", root / "s" / "x.npy", Path("y.png")]

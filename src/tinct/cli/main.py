@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help="(colorization) run directory, checkpoint or weights file; default: shipped"
     )
     e.add_argument("--temperature", type=float, help="(colorization) annealed-mean temperature")
+    e.add_argument(
+        "--max-pixels",
+        type=int,
+        metavar="N",
+        help="(colorization) skip photos of more than N pixels (default: $TINCT_MAX_PIXELS, else about 179 MP)",
+    )
 
     p = sub.add_parser("predict", help="run a trained model on image files or folders")
     p.add_argument("run_dir")
@@ -191,8 +197,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from tinct.cli.colorization import run_evaluate
 
         return run_evaluate(args)
-    if args.model or args.temperature is not None:
-        raise TinctError("--model and --temperature belong to 'tinct evaluate colorization'")
+    if args.model or args.temperature is not None or args.max_pixels is not None:
+        raise TinctError("--model, --temperature and --max-pixels belong to 'tinct evaluate colorization'")
 
     metrics = evaluate(
         args.run_dir, args.data, checkpoint=args.checkpoint, accelerator=args.accelerator, out=args.out

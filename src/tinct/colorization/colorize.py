@@ -2,30 +2,76 @@
 
 A model is named by a run directory, a training checkpoint (``.ckpt``), an exported weights file
 (``.pt``, see :mod:`tinct.colorization.pretrained`), or nothing: the pretrained colorizer shipped with tinct.
-Photos of any size are colorized at full resolution (:class:`tinct.colorization.networks.Colorizer`). A file
-that cannot be read is reported by name and skipped; the rest of the job goes on.
+Photos of any size are colorized at full resolution (:class:`tinct.colorization.networks.Colorizer`), in
+bounded memory: the photo stays 8 (or 16) bit, its L is computed strip by strip (4 bytes a pixel), the
+network runs at its own resolution, and the output is made strip by strip into an 8-bit image, so a
+12000 x 9000 photo needs about 1.5 GB in all (see :func:`colorize_file`). A file that cannot be read
+(corrupt, truncated, above the pixel limit) is reported by name and skipped; the rest of the job goes on.
+
+Output names: within one output folder a photo's outputs are ``<stem>_color.png`` and ``<stem>_panel.png``;
+photos whose stems are equal (ignoring case) use ``<stem>_<ext>`` instead, and ``-2``, ``-3`` ... are
+appended in input order where that is still not unique (:func:`tinct.core.naming.unique_output_names`).
+
+``colorize.csv`` (columns :data:`CSV_COLUMNS`) is started afresh, header only, when a job starts, and one
+row is appended and flushed to disk as each photo finishes, so a job that is killed keeps the rows of every
+photo it finished (at most the photo in flight has outputs but no row). A rerun into the same folder starts
+a new table: it colorizes every photo again.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import numbers
 import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from tinct.core.atomic import atomic_write_json, atomic_write_text
-from tinct.core.exceptions import DataError, RunDirError
+from tinct.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from tinct.core.exceptions import ConfigError, DataError, RunDirError
+from tinct.core.naming import unique_output_names
 from tinct.core.progress import track
 
-__all__ = ["colorize", "colorize_file", "evaluate_colorization", "load_colorizer", "METRIC_KEYS"]
+__all__ = [
+    "CSV_COLUMNS",
+    "METRIC_KEYS",
+    "ColorizeInterrupted",
+    "colorize",
+    "colorize_file",
+    "evaluate_colorization",
+    "load_colorizer",
+]
 
 METRIC_KEYS = ("auc_raw", "auc_rebalanced", "psnr", "colorfulness")
+
+#: Columns of ``colorize.csv``: a colorized photo fills ``output`` (``panel``, ``note``) and ``seconds``, a
+#: skipped one ``error``.
+CSV_COLUMNS = ("image", "output", "panel", "note", "seconds", "error")
+
+#: Pixels per strip when a photo is processed strip by strip (some 30 MB of float temporaries).
+TILE_PIXELS = 1 << 18
+
+PANEL_HEIGHT = 384  # each image of a panel is shrunk to at most this height ...
+PANEL_WIDTH = 2048  # ... and this width (panoramas)
+
+
+class ColorizeInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`colorize`: ``done`` of ``total`` photos were colorized, each listed in ``table``.
+
+    A ``KeyboardInterrupt``, so code that catches that still does; the photo in flight was dropped (its
+    outputs removed), so the table lists exactly the photos whose outputs exist from this job.
+    """
+
+    def __init__(self, done: int, total: int, table: Path) -> None:
+        super().__init__(f"interrupted after {done} of {total} photos (listed in {table})")
+        self.done, self.total, self.table = done, total, table
 
 
 def load_colorizer(
@@ -38,10 +84,14 @@ def load_colorizer(
         describing where it came from (``source``, ``config``).
 
     Raises:
+        ConfigError: ``temperature`` is NaN, infinite or negative (checked before any model is loaded).
         RunDirError: the path is missing or holds no colorization model.
     """
+    from tinct.colorization.networks import check_temperature
     from tinct.colorization.pretrained import DEFAULT_COLORIZER, load_colorizer_file
 
+    if temperature is not None:
+        temperature = check_temperature(temperature)
     if model is None:
         colorizer, info = load_colorizer_file(DEFAULT_COLORIZER.path(), temperature)
         return colorizer, {**info, "source": f"shipped:{DEFAULT_COLORIZER.name}"}
@@ -81,24 +131,139 @@ def _task_from_checkpoint(path: Path) -> Any:
     return task.eval()
 
 
-def _read(path: Path) -> tuple[torch.Tensor, str | None]:
-    from tinct.colorization.photos import describe_mode, read_photo
+def _check_max_pixels(max_pixels: int | None) -> int | None:
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1:
+        raise ConfigError(f"max_pixels (--max-pixels) must be a positive whole number, got {max_pixels!r}")
+    return int(max_pixels)
 
-    array = read_photo(path)
-    note = describe_mode(path, array)
+
+def _read_raw(path: Path, max_pixels: int | None) -> Any:
+    """The file as stored (:class:`tinct.io.image.RawImage`: 8 or 16 bit stays so), upright, refused above
+    the pixel limit before it is decoded."""
+    from tinct.io.image import read_image
+
+    return read_image(path, max_pixels=max_pixels)
+
+
+def _notes(path: Path, raw: Any) -> str | None:
+    """The reader's notes (EXIF rotation, colour profile) and how the file was converted to RGB."""
+    from tinct.colorization.photos import describe_mode
+
+    with warnings.catch_warnings():  # Pillow warns on opening large files the reader has accepted
+        warnings.simplefilter("ignore")
+        return describe_mode(path, raw.array, raw.notes)
+
+
+def _read(path: Path, max_pixels: int | None = None) -> tuple[torch.Tensor, str | None]:
+    raw = _read_raw(path, max_pixels)
+    note = _notes(path, raw)
+    array = (raw.array.astype(np.float32) / np.float32(raw.white_level)).clip(0.0, 1.0)
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))), note
 
 
-def _panel(
-    gray: torch.Tensor, pred: torch.Tensor, original: torch.Tensor | None, max_height: int = 384
-) -> torch.Tensor:
-    import torch.nn.functional as F
+def _strips(h: int, w: int, rows: int | None) -> Iterator[tuple[int, int]]:
+    step = max(1, rows or TILE_PIXELS // w)
+    for r0 in range(0, h, step):
+        yield r0, min(h, r0 + step)
 
-    parts = [gray, pred] + ([original] if original is not None else [])
-    h, w = gray.shape[-2:]
-    if h > max_height:
-        size = (max_height, max(1, round(w * max_height / h)))
-        parts = [F.interpolate(p[None], size=size, mode="bilinear", antialias=True)[0] for p in parts]
+
+def _panel_size(h: int, w: int) -> tuple[int, int]:
+    scale = min(1.0, PANEL_HEIGHT / h, PANEL_WIDTH / w)
+    if scale == 1.0:
+        return h, w
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+class _Shrink:
+    """A ``(3, H, W)`` image received as horizontal strips and returned shrunk to ``size``, equal (to float
+    rounding) to ``F.interpolate`` of the whole (bilinear, antialiased): each strip is shrunk along its rows
+    as it arrives, into one buffer of ``3 x H x size[1]`` floats, the columns once at the end."""
+
+    def __init__(self, full: tuple[int, int], size: tuple[int, int]) -> None:
+        self.full, self.size = full, size
+        self.buffer = torch.empty(3, full[0], size[1])
+        self.row = 0
+
+    def add(self, strip: torch.Tensor) -> None:
+        import torch.nn.functional as F
+
+        t = strip.shape[-2]
+        if self.size[1] != self.full[1]:
+            strip = F.interpolate(strip[None], size=(t, self.size[1]), mode="bilinear", antialias=True)[0]
+        self.buffer[:, self.row : self.row + t] = strip
+        self.row += t
+
+    def result(self) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        x = self.buffer
+        if self.size[0] != self.full[0]:
+            x = F.interpolate(x[None], size=self.size, mode="bilinear", antialias=True)[0]
+        return x
+
+
+def _lightness(
+    array: np.ndarray, white_level: float, rows: int | None, original: _Shrink | None
+) -> np.ndarray:
+    """The L* of an ``H x W x 3`` sRGB array as an ``H x W`` float32 array, computed strip by strip."""
+    from tinct.color.lab import rgb_to_lab
+
+    h, w = array.shape[:2]
+    lightness = np.empty((h, w), np.float32)
+    out = torch.from_numpy(lightness)
+    for r0, r1 in _strips(h, w, rows):
+        strip = torch.from_numpy(np.array(array[r0:r1].transpose(2, 0, 1), order="C"))  # a copy
+        rgb = strip.float().div_(float(white_level))
+        if array.dtype.kind == "f":
+            rgb.clamp_(0.0, 1.0)
+        out[r0:r1] = rgb_to_lab(rgb)[0]
+        if original is not None:
+            original.add(rgb)
+    return lightness
+
+
+def _render(
+    lightness: np.ndarray, ab: torch.Tensor, rows: int | None, pred: _Shrink | None, gray: _Shrink | None
+) -> np.ndarray:
+    """The colorized photo as an ``H x W x 3`` uint8 array in BGR order (as OpenCV writes it), strip by
+    strip: each strip's own L joined with the rows of ``ab`` (network grid) upsampled to full resolution."""
+    from tinct.color.lab import lab_to_rgb
+    from tinct.colorization.networks import upsample_rows
+
+    h, w = lightness.shape
+    full = torch.from_numpy(lightness)
+    out = np.empty((h, w, 3), np.uint8)
+    for r0, r1 in _strips(h, w, rows):
+        lab = torch.cat([full[None, r0:r1], upsample_rows(ab, (h, w), r0, r1)[0]], dim=0)
+        rgb = lab_to_rgb(lab, clip=True)
+        if pred is not None:
+            pred.add(rgb)
+        if gray is not None:  # as tinct.colorization.metrics.grayscale_from_lab (whose import costs 250 MB)
+            lab[1:] = 0.0
+            gray.add(lab_to_rgb(lab, clip=True))
+        # Rounded as tinct.io.image.write_image rounds: in float64.
+        out[r0:r1] = (rgb.double() * 255.0).round_().to(torch.uint8).flip(0).permute(1, 2, 0).numpy()
+    return out
+
+
+def _write_png(path: Path, bgr: np.ndarray) -> Path:
+    """Write an 8-bit BGR array as a PNG, atomically: encoded in memory, then written to an unpredictable
+    temporary file created exclusively beside ``path`` and renamed (:func:`tinct.core.atomic.atomic_write_bytes`),
+    so a file or link planted in the output folder is never written through."""
+    import cv2
+
+    try:
+        ok, buf = cv2.imencode(".png", bgr)
+    except cv2.error as err:
+        raise DataError(f"{path}: could not encode the image ({err})") from err
+    if not ok:
+        raise DataError(f"{path}: could not encode the image")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+def _join_panel(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     gap = torch.ones(3, parts[0].shape[-2], 4)
     joined = [parts[0]]
     for p in parts[1:]:
@@ -106,35 +271,95 @@ def _panel(
     return torch.cat(joined, dim=-1).clamp(0, 1)
 
 
+@torch.no_grad()
 def colorize_file(
-    colorizer: Any, path: Path, out_dir: Path, temperature: float | None = None, panel: bool = True
+    colorizer: Any,
+    path: Path,
+    out_dir: Path,
+    temperature: float | None = None,
+    panel: bool = True,
+    *,
+    stem: str | None = None,
+    max_pixels: int | None = None,
+    tile_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Colorize one photo at full resolution; write ``<stem>_color.png`` and, when the file has colours to
-    compare with, ``<stem>_panel.png`` (grayscale / predicted / original).
+    """Colorize one photo at full resolution; write ``<stem>_color.png`` and ``<stem>_panel.png`` (grayscale /
+    predicted / original, the last only when the file has colours to compare with; each at most 384 high).
+
+    Memory is bounded: the photo is kept as read (8 bit: 3 bytes a pixel), its L computed strip by strip (4
+    bytes a pixel), the photo dropped, the network run at its own resolution, and the output made strip by
+    strip (``tile_rows`` rows at a time, default about :data:`TILE_PIXELS` pixels) into an 8-bit array (3
+    bytes a pixel); the panel is shrunk from the strips as they pass. The result equals colorizing the
+    whole photo at once (:class:`~tinct.colorization.networks.Colorizer`) up to float rounding.
+
+    Args:
+        stem: output file stem (default: the photo's own; :func:`colorize` makes them unique).
+        max_pixels: refuse larger photos (default: the reader's limit, :func:`tinct.io.image.read_image`).
+        tile_rows: rows per strip (default: about :data:`TILE_PIXELS` pixels a strip).
 
     Raises:
-        DataError: the file cannot be read (named).
+        DataError: the file cannot be read, is above the pixel limit, or an output cannot be written
+            (named). No output of the photo is left behind when it fails or is interrupted.
     """
-    from tinct.colorization.metrics import grayscale_from_lab
     from tinct.io.image import write_image
 
     t0 = time.perf_counter()
-    rgb, note = _read(path)
-    device = next(colorizer.parameters()).device
-    pred, lab = colorizer(rgb[None].to(device), temperature)
-    pred = pred[0].cpu()
+    raw = _read_raw(path, max_pixels)
+    note = _notes(path, raw)
+    h, w = raw.array.shape[:2]
+    size = _panel_size(h, w)
+    with_original = panel and not (note and "grayscale" in note)
+    shrink = {name: _Shrink((h, w), size) if panel else None for name in ("gray", "pred")}
+    shrink["original"] = _Shrink((h, w), size) if with_original else None
+    lightness = _lightness(raw.array, raw.white_level, tile_rows, shrink["original"])
+    del raw  # only L is needed from here on
+    l_map = torch.from_numpy(lightness)[None, None]
+    ab = colorizer.predict_ab_lowres(l_map, temperature).float().cpu()
+    bgr = _render(lightness, ab, tile_rows, shrink["pred"], shrink["gray"])
+    del lightness, l_map
+    stem = path.stem if stem is None else stem
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = write_image(out_dir / f"{path.stem}_color.png", pred)
-    row: dict[str, Any] = {"image": str(path), "output": str(output)}
-    if panel:
-        gray = grayscale_from_lab(lab.cpu())[0]
-        has_colour = not (note and "grayscale" in note)
-        row["panel"] = str(
-            write_image(out_dir / f"{path.stem}_panel.png", _panel(gray, pred, rgb if has_colour else None))
-        )
+    written: list[Path] = []
+    try:
+        written.append(_write_png(out_dir / f"{stem}_color.png", bgr))
+        del bgr
+        row: dict[str, Any] = {"image": str(path), "output": str(written[0])}
+        if panel:
+            parts = [
+                s.result() for s in (shrink["gray"], shrink["pred"], shrink["original"]) if s is not None
+            ]
+            written.append(write_image(out_dir / f"{stem}_panel.png", _join_panel(parts)))
+            row["panel"] = str(written[-1])
+    except BaseException:  # a failed or interrupted photo leaves no outputs
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
     row["note"] = note or ""
     row["seconds"] = round(time.perf_counter() - t0, 4)
     return row
+
+
+class _Table:
+    """``colorize.csv``: started (header only) atomically, then one row appended and fsynced per photo."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        atomic_write_text(path, self._line(dict(zip(CSV_COLUMNS, CSV_COLUMNS, strict=True))))
+
+    @staticmethod
+    def _line(row: dict[str, Any]) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow([row.get(c, "") for c in CSV_COLUMNS])
+        return buf.getvalue()
+
+    def append(self, row: dict[str, Any]) -> None:
+        data = self._line(row).encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, data)  # one write of one line: a kill never leaves half a row
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def colorize(
@@ -145,17 +370,37 @@ def colorize(
     temperature: float | None = None,
     panel: bool = True,
     progress: bool = True,
+    max_pixels: int | None = None,
 ) -> list[dict[str, Any]]:
     """Colorize photo files and folders (recursively, keeping their sub-folders) into ``out_dir``; write
     ``colorize.csv``.
 
-    Unreadable files are reported by name on stderr, recorded with their error, and skipped.
+    Each photo's outputs are named after it, made unique within their folder (``<stem>_<ext>``, then
+    ``-2`` ...: see the module's description); the table's ``output`` column names them. The table gets
+    one row per photo as it finishes (see the module's description), so a killed job keeps the rows of the
+    photos it finished. Unreadable files (corrupt, truncated, above ``max_pixels``) and photos that do not
+    fit in memory are reported by name on stderr, recorded with their error, and skipped; so are the
+    reader's notes (EXIF rotation ...) and conversions (grayscale, palette, alpha), in the ``note`` column.
+
+    Args:
+        max_pixels: refuse photos with more pixels (default: the reader's limit, ``TINCT_MAX_PIXELS`` or
+            Pillow's decompression-bomb limit).
+
+    Returns:
+        The table's rows (a skipped photo's has ``image`` and ``error``).
+
+    Raises:
+        DataError: none of ``inputs`` holds a photo.
+        ConfigError: ``temperature`` or ``max_pixels`` is invalid.
+        RunDirError: ``model`` cannot be loaded.
+        ColorizeInterrupted: Ctrl-C (a ``KeyboardInterrupt``); the table lists the photos finished.
     """
     from tinct.colorization.photos import list_photos
 
+    max_pixels = _check_max_pixels(max_pixels)
     colorizer, _ = load_colorizer(model, temperature)
     paths: list[Path] = []
-    subdirs: list[Path] = []  # a folder's sub-folders are kept, so equal names never overwrite each other
+    roots: list[Path | None] = []  # a folder's sub-folders are kept (tinct.core.naming)
     for item in inputs:
         try:
             found = list_photos(item)
@@ -165,27 +410,39 @@ def colorize(
         if Path(item).is_dir() and not found:
             print(f"tinct: {item}: no photos (jpg, png, tif, bmp)", file=sys.stderr)
         paths += found
-        subdirs += [p.parent.relative_to(item) if Path(item).is_dir() else Path() for p in found]
+        roots += [Path(item) if Path(item).is_dir() else None for _ in found]
     if not paths:
         raise DataError(f"no photos among {', '.join(map(str, inputs))}")
+    names = unique_output_names(paths, roots)
+    subdirs, stems = [n.parent for n in names], [n.name for n in names]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    table = _Table(out / "colorize.csv")
     rows: list[dict[str, Any]] = []
+    jobs = list(zip(paths, subdirs, stems, strict=True))
     try:
-        for path, subdir in track(list(zip(paths, subdirs, strict=True)), "colorizing", enabled=progress):
+        for path, subdir, stem in track(jobs, "colorizing", enabled=progress):
             try:
-                rows.append(colorize_file(colorizer, path, out / subdir, temperature, panel))
+                row = colorize_file(
+                    colorizer, path, out / subdir, temperature, panel, stem=stem, max_pixels=max_pixels
+                )
             except DataError as err:
                 print(f"tinct: skipped {err}", file=sys.stderr)
-                rows.append({"image": str(path), "error": str(err)})
+                row = {"image": str(path), "error": str(err)}
+            except MemoryError:
+                err = DataError(
+                    f"{path}: not enough memory to colorize it; --max-pixels skips photos this large"
+                )
+                print(f"tinct: skipped {err}", file=sys.stderr)
+                row = {"image": str(path), "error": str(err)}
             else:
-                if rows[-1]["note"]:
-                    print(f"tinct: {path}: {rows[-1]['note']}", file=sys.stderr)
-    finally:
-        if rows:
-            import pandas as pd
-
-            atomic_write_text(out / "colorize.csv", pd.DataFrame(rows).to_csv(index=False))
+                if row["note"]:
+                    print(f"tinct: {path}: {row['note']}", file=sys.stderr)
+            table.append(row)
+            rows.append(row)
+    except KeyboardInterrupt:
+        done = sum("error" not in r for r in rows)
+        raise ColorizeInterrupted(done, len(jobs), table.path) from None
     return rows
 
 
@@ -197,6 +454,7 @@ def evaluate_colorization(
     temperature: float | None = None,
     progress: bool = True,
     limit: int | None = None,
+    max_pixels: int | None = None,
 ) -> dict[str, Any]:
     """The paper's metrics of a colorizer on every photo of ``data`` (a folder, searched recursively, or a
     list of files), at full resolution, beside the grayscale baseline (ab = 0).
@@ -208,12 +466,18 @@ def evaluate_colorization(
     - ``psnr``: mean over photos of the PSNR (dB) of the sRGB result against the original;
     - ``colorfulness``: mean over photos of Hasler & Süsstrunk's colourfulness of the sRGB result.
 
-    Grayscale photos (no reference colours) and unreadable files are skipped and counted.
+    Grayscale photos (no reference colours), unreadable files and photos above ``max_pixels`` (default: the
+    reader's limit, see :func:`tinct.io.image.read_image`) are skipped and counted.
 
     Returns:
         The model's four metrics at the top level, the same under ``"model"`` and the baseline's under
         ``"gray"``, plus ``"original"`` (the photos' own colourfulness), counts and the model's source.
         Written to ``out`` (and, for a run directory, also into it) unless ``out`` is None.
+
+    Raises:
+        DataError: ``data`` is missing or holds no readable colour photo.
+        ConfigError: ``temperature`` or ``max_pixels`` is invalid.
+        RunDirError: ``model`` cannot be loaded.
     """
     from tinct.color.lab import lab_to_rgb, rgb_to_lab
     from tinct.colorization.metrics import (
@@ -237,6 +501,7 @@ def evaluate_colorization(
         label = f"{len(paths)} listed photos"
     if not paths:
         raise DataError(f"{label}: no photos (jpg, png, tif, bmp) found")
+    max_pixels = _check_max_pixels(max_pixels)
     colorizer, info = load_colorizer(model, temperature)
     raw = {"model": ABAccuracy(), "gray": ABAccuracy()}
     reb = {"model": ABAccuracy(), "gray": ABAccuracy()}
@@ -247,7 +512,7 @@ def evaluate_colorization(
     skipped: list[str] = []
     for path in track(paths, "evaluating", enabled=progress):
         try:
-            rgb, note = _read(path)
+            rgb, note = _read(path, max_pixels)
         except DataError as err:
             print(f"tinct: skipped {err}", file=sys.stderr)
             skipped.append(str(path))

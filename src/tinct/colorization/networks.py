@@ -20,6 +20,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 from tinct.color.quantize import NUM_BINS
 from tinct.core.registry import Registry
 
-__all__ = ["COLORIZERS", "ColorizationNet", "Colorizer"]
+__all__ = ["COLORIZERS", "ColorizationNet", "Colorizer", "check_temperature", "upsample_rows"]
 
 COLORIZERS: Registry[type[nn.Module]] = Registry("colorizer")
 
@@ -135,19 +136,77 @@ class ColorizationNet(nn.Module):
         return f"width={self.width}, head={self.head!r}"
 
 
+def check_temperature(temperature: float) -> float:
+    """Return ``temperature`` as a float if it is a valid annealed-mean temperature (finite, >= 0; 0 is the
+    mode of the distribution, 1 its mean).
+
+    Raises:
+        ConfigError: NaN, infinite or negative, or not a number (the message names the value).
+    """
+    from tinct.core.exceptions import ConfigError
+
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"temperature must be a number, got {temperature!r}") from err
+    if not 0.0 <= t < math.inf:
+        raise ConfigError(
+            f"temperature must be a finite number >= 0 (0: the mode, 1: the mean, the paper's 0.38), "
+            f"got {temperature}"
+        )
+    return t
+
+
+def upsample_rows(x: Tensor, size: tuple[int, int], start: int = 0, stop: int | None = None) -> Tensor:
+    """Rows ``start:stop`` of ``F.interpolate(x, size, mode="bilinear", align_corners=False)``, computed
+    without the other rows, so a large output can be made strip by strip in bounded memory.
+
+    The source coordinate of output row ``i`` is ``(i + 0.5) * h_in / H - 0.5`` (clamped at 0), as in
+    PyTorch; the columns are interpolated by ``F.interpolate`` itself. The strips joined equal the whole up
+    to float rounding.
+
+    Shape:
+        - x: :math:`(B, C, h_{in}, w_{in})`.
+        - Output: :math:`(B, C, stop - start, W)` with ``(H, W) = size``.
+
+    Example:
+        >>> x = torch.rand(1, 2, 5, 7)
+        >>> whole = F.interpolate(x, size=(23, 31), mode="bilinear", align_corners=False)
+        >>> strip = upsample_rows(x, (23, 31), 10, 17)
+        >>> bool((strip - whole[..., 10:17, :]).abs().max() < 1e-6)
+        True
+    """
+    h_in = x.shape[-2]
+    h, w = size
+    stop = h if stop is None else stop
+    src = ((torch.arange(start, stop, dtype=torch.float64) + 0.5) * (h_in / h) - 0.5).clamp_(min=0.0)
+    i0 = src.floor().long().clamp_(max=h_in - 1)
+    i1 = (i0 + 1).clamp_(max=h_in - 1)
+    lam = (src - i0).to(x.dtype)[:, None]
+    rows = x[..., i0, :] * (1.0 - lam) + x[..., i1, :] * lam
+    return F.interpolate(rows, size=(stop - start, w), mode="bilinear", align_corners=False)
+
+
 class Colorizer(nn.Module):
     """A trained network as a photo colorizer: full-resolution sRGB (or L) in, sRGB and CIELAB out.
 
-    The photo's L is resized so its short side is ``infer_size`` (padded by reflection to a multiple of
-    8), the network predicts ab at 1/4 of that, which is decoded (annealed mean at ``temperature``, or the
-    regression output), bilinearly upsampled to the photo's full resolution and joined with the photo's own
-    full-resolution L, so the output's lightness is exactly the input's.
+    The photo's L is resized so its short side is ``infer_size`` (its long side at most 8 times that) and
+    padded by reflection to a multiple of 8; the network predicts ab at 1/4 of that, which is decoded
+    (annealed mean at ``temperature``, or the regression output), bilinearly upsampled to the photo's full
+    resolution and joined with the photo's own full-resolution L, so the output's lightness is exactly the
+    input's.
+
+    :meth:`predict_ab_lowres` stops before the last upsampling, which :func:`upsample_rows` can do strip
+    by strip: ``tinct colorize`` colours photos of any size that way, in bounded memory.
 
     Args:
         net: a :class:`ColorizationNet`.
-        temperature: annealed-mean temperature (classification heads).
+        temperature: annealed-mean temperature (classification heads): finite and >= 0 (0: the mode).
         l_cent, l_norm: L normalisation the network was trained with.
         infer_size: short side at which the network runs.
+
+    Raises:
+        ConfigError: ``temperature`` is NaN, infinite or negative.
 
     Shape:
         - Input: :math:`(B, 3, H, W)` sRGB in [0, 1], any H and W.
@@ -160,40 +219,70 @@ class Colorizer(nn.Module):
         (torch.Size([1, 3, 37, 50]), torch.Size([1, 3, 37, 50]))
     """
 
+    #: Longest side of the network's input, in multiples of ``infer_size`` (photos up to 8:1 are unaffected).
+    MAX_ASPECT = 8
+
     def __init__(
         self, net: nn.Module, temperature: float = 0.38, l_cent: float = 50.0, l_norm: float = 100.0,
         infer_size: int = 256,
     ) -> None:  # fmt: skip
         super().__init__()
         self.net = net
-        self.temperature = temperature
+        self.temperature = check_temperature(temperature)
         self.l_cent = l_cent
         self.l_norm = l_norm
         self.infer_size = infer_size
 
     def decode(self, out: Tensor, temperature: float | None = None) -> Tensor:
-        """Network output (logits or ab / 100) -> ab at the network's resolution."""
+        """Network output (logits or ab / 100) -> ab at the network's resolution.
+
+        Raises:
+            ConfigError: ``temperature`` is NaN, infinite or negative.
+        """
         from tinct.color.quantize import annealed_mean
 
+        t = self.temperature if temperature is None else check_temperature(temperature)
         if out.shape[-3] == 2:
             return out * 100.0
-        return annealed_mean(out, self.temperature if temperature is None else temperature)
+        return annealed_mean(out, t)
 
-    def predict_ab(self, lightness: Tensor, temperature: float | None = None) -> Tensor:
-        """ab for an L map :math:`(B, 1, H, W)` (L* in [0, 100]) at full resolution :math:`(B, 2, H, W)`."""
+    def _scale(self, h: int, w: int) -> float:
+        # The short side at infer_size, but the long side at most MAX_ASPECT times that: a 1 x 5000 strip
+        # would otherwise be seen at 256 x 1280000.
+        return min(self.infer_size / min(h, w), self.MAX_ASPECT * self.infer_size / max(h, w))
+
+    def network_size(self, h: int, w: int) -> tuple[int, int]:
+        """The size (before padding to a multiple of 8) at which the network sees an ``h x w`` photo: short
+        side ``infer_size``, long side at most :attr:`MAX_ASPECT` times that (panoramas), each at least 8."""
+        scale = self._scale(h, w)
+        return max(8, round(h * scale)), max(8, round(w * scale))
+
+    def predict_ab_lowres(self, lightness: Tensor, temperature: float | None = None) -> Tensor:
+        """ab for an L map :math:`(B, 1, H, W)` (L* in [0, 100]) at :meth:`network_size`, before the last
+        upsampling to :math:`(H, W)` (:meth:`predict_ab`, or :func:`upsample_rows` strip by strip).
+
+        Runs on the device of the network; returns ab there.
+        """
         h, w = lightness.shape[-2:]
-        scale = self.infer_size / min(h, w)
-        size = (max(8, round(h * scale)), max(8, round(w * scale)))
-        small = F.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+        size = self.network_size(h, w)
+        device = next(self.net.parameters()).device
+        small = F.interpolate(
+            lightness, size=size, mode="bilinear", align_corners=False, antialias=self._scale(h, w) < 1
+        ).to(device)
         ph, pw = -size[0] % 8, -size[1] % 8
         x = (small - self.l_cent) / self.l_norm
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(size) > max(ph, pw) else "replicate")
         ab = self.decode(self.net(x), temperature)
-        # Back to the (padded) network input grid, drop the padding, then to the photo's own grid.
-        ab = F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False)[
+        # Back to the (padded) network input grid and drop the padding.
+        return F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False)[
             ..., : size[0], : size[1]
         ]
+
+    def predict_ab(self, lightness: Tensor, temperature: float | None = None) -> Tensor:
+        """ab for an L map :math:`(B, 1, H, W)` (L* in [0, 100]) at full resolution :math:`(B, 2, H, W)`."""
+        h, w = lightness.shape[-2:]
+        ab = self.predict_ab_lowres(lightness, temperature).to(lightness.device)
         return F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
 
     @torch.no_grad()

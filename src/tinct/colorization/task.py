@@ -332,8 +332,14 @@ class ColorizationTask(Task):
         )
         return self.cfg.model_copy(update={"data": data})
 
-    def predict_files(self, paths: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
+    def predict_files(
+        self, paths: Sequence[Path], out_dir: Path, names: Sequence[Path] | None = None
+    ) -> list[dict[str, Any]]:
         from tinct.colorization.colorize import colorize_file
 
         colorizer = self.colorizer().eval()
-        return [colorize_file(colorizer, Path(p), out_dir) for p in paths]
+        names = [Path(Path(p).stem) for p in paths] if names is None else [Path(n) for n in names]
+        return [
+            colorize_file(colorizer, Path(p), out_dir / n.parent, stem=n.name)
+            for p, n in zip(paths, names, strict=True)
+        ]

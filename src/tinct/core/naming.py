@@ -5,9 +5,11 @@ The scheme, deterministic given the list of inputs:
 - an input found under a folder argument keeps its sub-folder relative to that folder; a file given as
   an argument goes to the top of the output folder;
 - its name is the input's stem when no other input lands in the same output folder with the same stem;
-- otherwise ``<stem>_<ext>``: ``a.png`` and ``a.npy`` become ``a_png`` and ``a_npy``;
+- otherwise ``<stem>_<ext>`` (extension lowercased): ``a.png`` and ``a.npy`` become ``a_png`` and
+  ``a_npy``;
 - a name that is still taken (the same file given twice, ``a.PNG`` beside ``a.png``, a file called
-  ``a_png.jpg`` beside them) gets ``-2``, ``-3`` ... in the order of the inputs.
+  ``a_png.jpg`` beside them) stays with the first input asking for it, and the others get ``-2``, ``-3``
+  ... in the order of the inputs, skipping names that another input asks for by itself.
 
 Names are compared case-insensitively (macOS and Windows file systems are), and each command adds its
 own suffix: ``<name>_balanced.png``, ``<name>_color.png``.
@@ -48,20 +50,25 @@ def unique_output_names(paths: Sequence[Path], roots: Sequence[Path | None] | No
     folders = [Path() if r is None else p.parent.relative_to(r) for p, r in zip(paths, roots, strict=True)]
     keys = [(str(f).casefold(), p.stem.casefold()) for f, p in zip(folders, paths, strict=True)]
     counts = Counter(keys)
-    names: list[str | None] = [None] * len(paths)
+    # The name each input asks for: its stem, or <stem>_<ext> (extension lowercased) when the stem is shared.
+    wanted = [
+        p.stem if counts[key] == 1 or not p.suffix else f"{p.stem}_{p.suffix[1:].lower()}"
+        for key, p in zip(keys, paths, strict=True)
+    ]
+    reserved = {(key[0], w.casefold()) for key, w in zip(keys, wanted, strict=True)}
     taken: set[tuple[str, str]] = set()
-    for i, key in enumerate(keys):  # a stem no other input shares keeps its name, whatever the order
-        if counts[key] == 1:
-            names[i] = paths[i].stem
-            taken.add(key)
-    for i, (folder, p) in enumerate(zip(folders, paths, strict=True)):
-        if names[i] is not None:
-            continue
-        ext = p.suffix.lstrip(".")
-        base = f"{p.stem}_{ext}" if ext else p.stem
-        name, k = base, 2
-        while (str(folder).casefold(), name.casefold()) in taken:
-            name, k = f"{base}-{k}", k + 1
-        taken.add((str(folder).casefold(), name.casefold()))
+    names: list[str] = [""] * len(paths)
+    # Inputs with a stem of their own first (they keep it, whatever the order), then the others in input
+    # order: the first asker keeps a wanted name, later ones number it, never taking a name that another
+    # input asks for by itself (a_jpg-2.png beside a.jpg and a.JPG keeps its own name).
+    order = [i for i, key in enumerate(keys) if counts[key] == 1]
+    order += [i for i, key in enumerate(keys) if counts[key] > 1]
+    for i in order:
+        folder, base = keys[i][0], wanted[i]
+        name, k = base, 1
+        while (folder, name.casefold()) in taken or (k > 1 and (folder, name.casefold()) in reserved):
+            k += 1
+            name = f"{base}-{k}"
+        taken.add((folder, name.casefold()))
         names[i] = name
     return [folder / str(name) for folder, name in zip(folders, names, strict=True)]

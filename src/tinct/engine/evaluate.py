@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import time
@@ -165,7 +164,6 @@ def predict(
         raise DataError(f"no image files among {', '.join(map(str, inputs))} ({supported}){absent}")
     out.mkdir(parents=True, exist_ok=True)
     names = unique_output_names(paths, roots)
-    takes_names = "names" in inspect.signature(task.predict_files).parameters
     rows: list[dict[str, Any]] = []
     for item in missing:
         print(f"tinct: skipped {item}: no such file or folder", file=sys.stderr)
@@ -184,10 +182,7 @@ def predict(
     try:
         for path, name in iterator:
             try:
-                if takes_names:
-                    rows += task.predict_files([path], out, names=[name])
-                else:  # a task without output names (colorization, for now): named by its stem
-                    rows += task.predict_files([path], out)
+                rows += task.predict_files([path], out, names=[name])
             except DataError as err:
                 print(f"tinct: skipped {err}", file=sys.stderr)
                 rows.append({"image": str(path), "error": str(err)})

@@ -220,7 +220,14 @@ class Task(L.LightningModule, abc.ABC):
         """The config of this run pointed at another dataset folder (for ``tinct evaluate --data``)."""
         raise NotImplementedError(f"task {self.cfg.task!r} cannot evaluate on a folder")
 
-    def predict_files(self, paths: Sequence[Path], out_dir: Path) -> list[dict[str, Any]]:
+    def predict_files(
+        self, paths: Sequence[Path], out_dir: Path, names: Sequence[Path] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run the model on image files and write its outputs into ``out_dir``; one table row per file.
+
+        ``names[i]`` is the output name of ``paths[i]`` relative to ``out_dir``, without suffix (unique
+        among the inputs: :func:`tinct.core.naming.unique_output_names`); default: each file's stem.
+        """
         raise NotImplementedError(f"task {self.cfg.task!r} has no file prediction")
 
     def write_test_report(self, out_dir: Path, data: str) -> dict[str, Any]:
