@@ -61,10 +61,12 @@ def test_photo_above_max_pixels_is_skipped_by_name(
     assert f"skipped {big}" in capsys.readouterr().err
     assert not list((tmp_path / "out").glob("big*"))
 
-    # The command: the same through --max-pixels, exit 0 while a photo was colorized, 1 when none was.
+    # The command: the same through --max-pixels; every photo is tried, and a skipped one makes the exit
+    # status 1 at the end (as tinct predict), 0 only when all were colorized.
     assert (
-        main(["colorize", str(big), str(small), "--out", str(tmp_path / "o2"), "--max-pixels", "5000"]) == 0
+        main(["colorize", str(big), str(small), "--out", str(tmp_path / "o2"), "--max-pixels", "5000"]) == 1
     )
+    assert main(["colorize", str(small), "--out", str(tmp_path / "o5"), "--max-pixels", "5000"]) == 0
     assert main(["colorize", str(big), "--out", str(tmp_path / "o3"), "--max-pixels", "5000"]) == 1
     assert str(big) in capsys.readouterr().err
     assert main(["colorize", str(small), "--out", str(tmp_path / "o4"), "--max-pixels", "0"]) == 2
@@ -76,7 +78,7 @@ def test_default_limit_refuses_a_bomb_before_decoding(
 ) -> None:
     bomb = _png_header_only(tmp_path / "bomb.png", 20000, 20000)  # 400 MP: 1.2 GB as 8 bits
     good = _photo(tmp_path / "good.png", (50, 40))
-    assert main(["colorize", str(bomb), str(good), "--out", str(tmp_path / "out")]) == 0
+    assert main(["colorize", str(bomb), str(good), "--out", str(tmp_path / "out")]) == 1  # one skipped
     table = _table(tmp_path / "out")
     assert "exceeds the limit" in table["bomb.png"]["error"] and str(bomb) in table["bomb.png"]["error"]
     assert Path(table["good.png"]["output"]).is_file()
