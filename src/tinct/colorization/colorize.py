@@ -27,14 +27,14 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from tinct.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from tinct.core.atomic import atomic_write_json, atomic_write_text
 from tinct.core.exceptions import ConfigError, DataError, RunDirError
 from tinct.core.naming import unique_output_names
 from tinct.core.progress import track
@@ -54,12 +54,6 @@ METRIC_KEYS = ("auc_raw", "auc_rebalanced", "psnr", "colorfulness")
 #: Columns of ``colorize.csv``: a colorized photo fills ``output`` (``panel``, ``note``) and ``seconds``, a
 #: skipped one ``error``.
 CSV_COLUMNS = ("image", "output", "panel", "note", "seconds", "error")
-
-#: Pixels per strip when a photo is processed strip by strip (some 30 MB of float temporaries).
-TILE_PIXELS = 1 << 18
-
-PANEL_HEIGHT = 384  # each image of a panel is shrunk to at most this height ...
-PANEL_WIDTH = 2048  # ... and this width (panoramas)
 
 
 class ColorizeInterrupted(KeyboardInterrupt):
@@ -163,114 +157,6 @@ def _read(path: Path, max_pixels: int | None = None) -> tuple[torch.Tensor, str 
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))), note
 
 
-def _strips(h: int, w: int, rows: int | None) -> Iterator[tuple[int, int]]:
-    step = max(1, rows or TILE_PIXELS // w)
-    for r0 in range(0, h, step):
-        yield r0, min(h, r0 + step)
-
-
-def _panel_size(h: int, w: int) -> tuple[int, int]:
-    scale = min(1.0, PANEL_HEIGHT / h, PANEL_WIDTH / w)
-    if scale == 1.0:
-        return h, w
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-class _Shrink:
-    """A ``(3, H, W)`` image received as horizontal strips and returned shrunk to ``size``, equal (to float
-    rounding) to ``F.interpolate`` of the whole (bilinear, antialiased): each strip is shrunk along its rows
-    as it arrives, into one buffer of ``3 x H x size[1]`` floats, the columns once at the end."""
-
-    def __init__(self, full: tuple[int, int], size: tuple[int, int]) -> None:
-        self.full, self.size = full, size
-        self.buffer = torch.empty(3, full[0], size[1])
-        self.row = 0
-
-    def add(self, strip: torch.Tensor) -> None:
-        import torch.nn.functional as F
-
-        t = strip.shape[-2]
-        if self.size[1] != self.full[1]:
-            strip = F.interpolate(strip[None], size=(t, self.size[1]), mode="bilinear", antialias=True)[0]
-        self.buffer[:, self.row : self.row + t] = strip
-        self.row += t
-
-    def result(self) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        x = self.buffer
-        if self.size[0] != self.full[0]:
-            x = F.interpolate(x[None], size=self.size, mode="bilinear", antialias=True)[0]
-        return x
-
-
-def _lightness(
-    array: np.ndarray, white_level: float, rows: int | None, original: _Shrink | None
-) -> np.ndarray:
-    """The L* of an ``H x W x 3`` sRGB array as an ``H x W`` float32 array, computed strip by strip."""
-    from tinct.color.lab import rgb_to_lab
-
-    h, w = array.shape[:2]
-    lightness = np.empty((h, w), np.float32)
-    out = torch.from_numpy(lightness)
-    for r0, r1 in _strips(h, w, rows):
-        strip = torch.from_numpy(np.array(array[r0:r1].transpose(2, 0, 1), order="C"))  # a copy
-        rgb = strip.float().div_(float(white_level))
-        if array.dtype.kind == "f":
-            rgb.clamp_(0.0, 1.0)
-        out[r0:r1] = rgb_to_lab(rgb)[0]
-        if original is not None:
-            original.add(rgb)
-    return lightness
-
-
-def _render(
-    lightness: np.ndarray, ab: torch.Tensor, rows: int | None, pred: _Shrink | None, gray: _Shrink | None
-) -> np.ndarray:
-    """The colorized photo as an ``H x W x 3`` uint8 array in BGR order (as OpenCV writes it), strip by
-    strip: each strip's own L joined with the rows of ``ab`` (network grid) upsampled to full resolution."""
-    from tinct.color.lab import lab_to_rgb
-    from tinct.colorization.networks import upsample_rows
-
-    h, w = lightness.shape
-    full = torch.from_numpy(lightness)
-    out = np.empty((h, w, 3), np.uint8)
-    for r0, r1 in _strips(h, w, rows):
-        lab = torch.cat([full[None, r0:r1], upsample_rows(ab, (h, w), r0, r1)[0]], dim=0)
-        rgb = lab_to_rgb(lab, clip=True)
-        if pred is not None:
-            pred.add(rgb)
-        if gray is not None:  # as tinct.colorization.metrics.grayscale_from_lab (whose import costs 250 MB)
-            lab[1:] = 0.0
-            gray.add(lab_to_rgb(lab, clip=True))
-        # Rounded as tinct.io.image.write_image rounds: in float64.
-        out[r0:r1] = (rgb.double() * 255.0).round_().to(torch.uint8).flip(0).permute(1, 2, 0).numpy()
-    return out
-
-
-def _write_png(path: Path, bgr: np.ndarray) -> Path:
-    """Write an 8-bit BGR array as a PNG, atomically: encoded in memory, then written to an unpredictable
-    temporary file created exclusively beside ``path`` and renamed (:func:`tinct.core.atomic.atomic_write_bytes`),
-    so a file or link planted in the output folder is never written through."""
-    import cv2
-
-    try:
-        ok, buf = cv2.imencode(".png", bgr)
-    except cv2.error as err:
-        raise DataError(f"{path}: could not encode the image ({err})") from err
-    if not ok:
-        raise DataError(f"{path}: could not encode the image")
-    return atomic_write_bytes(path, buf.tobytes())
-
-
-def _join_panel(parts: Sequence[torch.Tensor]) -> torch.Tensor:
-    gap = torch.ones(3, parts[0].shape[-2], 4)
-    joined = [parts[0]]
-    for p in parts[1:]:
-        joined += [gap, p]
-    return torch.cat(joined, dim=-1).clamp(0, 1)
-
-
 @torch.no_grad()
 def colorize_file(
     colorizer: Any,
@@ -286,49 +172,50 @@ def colorize_file(
     """Colorize one photo at full resolution; write ``<stem>_color.png`` and ``<stem>_panel.png`` (grayscale /
     predicted / original, the last only when the file has colours to compare with; each at most 384 high).
 
-    Memory is bounded: the photo is kept as read (8 bit: 3 bytes a pixel), its L computed strip by strip (4
-    bytes a pixel), the photo dropped, the network run at its own resolution, and the output made strip by
-    strip (``tile_rows`` rows at a time, default about :data:`TILE_PIXELS` pixels) into an 8-bit array (3
+    Memory is bounded (:mod:`tinct.colorization.strips`): the photo is kept as read (8 bit: 3 bytes a
+    pixel), its L computed strip by strip (4 bytes a pixel), the photo dropped, the network run at its own
+    resolution, and the output made strip by strip (``tile_rows`` rows at a time) into an 8-bit array (3
     bytes a pixel); the panel is shrunk from the strips as they pass. The result equals colorizing the
     whole photo at once (:class:`~tinct.colorization.networks.Colorizer`) up to float rounding.
 
     Args:
         stem: output file stem (default: the photo's own; :func:`colorize` makes them unique).
         max_pixels: refuse larger photos (default: the reader's limit, :func:`tinct.io.image.read_image`).
-        tile_rows: rows per strip (default: about :data:`TILE_PIXELS` pixels a strip).
+        tile_rows: rows per strip (default: about :data:`~tinct.colorization.strips.TILE_PIXELS` pixels).
 
     Raises:
         DataError: the file cannot be read, is above the pixel limit, or an output cannot be written
             (named). No output of the photo is left behind when it fails or is interrupted.
     """
+    from tinct.colorization import strips
     from tinct.io.image import write_image
 
     t0 = time.perf_counter()
     raw = _read_raw(path, max_pixels)
     note = _notes(path, raw)
     h, w = raw.array.shape[:2]
-    size = _panel_size(h, w)
+    size = strips.panel_size(h, w)
     with_original = panel and not (note and "grayscale" in note)
-    shrink = {name: _Shrink((h, w), size) if panel else None for name in ("gray", "pred")}
-    shrink["original"] = _Shrink((h, w), size) if with_original else None
-    lightness = _lightness(raw.array, raw.white_level, tile_rows, shrink["original"])
+    shrink = {name: strips.Shrink((h, w), size) if panel else None for name in ("gray", "pred")}
+    shrink["original"] = strips.Shrink((h, w), size) if with_original else None
+    lightness = strips.lightness(raw.array, raw.white_level, tile_rows, shrink["original"])
     del raw  # only L is needed from here on
     l_map = torch.from_numpy(lightness)[None, None]
     ab = colorizer.predict_ab_lowres(l_map, temperature).float().cpu()
-    bgr = _render(lightness, ab, tile_rows, shrink["pred"], shrink["gray"])
+    bgr = strips.render(lightness, ab, tile_rows, shrink["pred"], shrink["gray"])
     del lightness, l_map
     stem = path.stem if stem is None else stem
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
-        written.append(_write_png(out_dir / f"{stem}_color.png", bgr))
+        written.append(strips.write_png(out_dir / f"{stem}_color.png", bgr))
         del bgr
         row: dict[str, Any] = {"image": str(path), "output": str(written[0])}
         if panel:
             parts = [
                 s.result() for s in (shrink["gray"], shrink["pred"], shrink["original"]) if s is not None
             ]
-            written.append(write_image(out_dir / f"{stem}_panel.png", _join_panel(parts)))
+            written.append(write_image(out_dir / f"{stem}_panel.png", strips.join_panel(parts)))
             row["panel"] = str(written[-1])
     except BaseException:  # a failed or interrupted photo leaves no outputs
         for p in written:
