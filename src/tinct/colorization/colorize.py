@@ -111,12 +111,10 @@ def load_colorizer(
 
 def _task_from_checkpoint(path: Path) -> Any:
     from tinct.engine.config import config_from_dict
+    from tinct.engine.run_dir import read_checkpoint
     from tinct.engine.task import TASKS
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise RunDirError(f"{path}: cannot load checkpoint ({err})") from err
+    ckpt = read_checkpoint(path)
     if "tinct_config" not in ckpt:
         raise RunDirError(f"{path}: not a tinct checkpoint (no tinct_config)")
     cfg = config_from_dict(ckpt["tinct_config"], source=str(path))

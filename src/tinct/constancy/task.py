@@ -289,14 +289,11 @@ def load_backbone_state(path: str | os.PathLike[str], model: IlluminantModelConf
         ConfigError: the source's backbone differs from ``model``'s (name, width, depth or input space).
         RunDirError: no checkpoint, or it cannot be loaded safely.
     """
-    from tinct.engine.run_dir import RunDir
+    from tinct.engine.run_dir import RunDir, read_checkpoint
 
     p = Path(path)
     ckpt_path = RunDir(p).checkpoint("best") if p.is_dir() else p
-    try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise RunDirError(f"{ckpt_path}: cannot load checkpoint ({err})") from err
+    ckpt = read_checkpoint(ckpt_path)
     src = (ckpt.get("tinct_config") or {}).get("model", {})
     for key in ("backbone", "width", "depth", "input_space"):
         if key in src and src[key] != getattr(model, key):

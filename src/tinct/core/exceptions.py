@@ -21,15 +21,16 @@ __all__ = [
 ]
 
 
-def some_of(names: Sequence[object], most: int = 5) -> str:
-    """The first ``most`` of ``names`` for an error message, with how many more there are.
+def some_of(names: Sequence[object], most: int = 5, sep: str = ", ") -> str:
+    """The first ``most`` of ``names`` for an error message, with how many more there are, joined by
+    ``sep`` (``"; "`` for items that hold commas themselves).
 
     Example:
         >>> some_of(["a.npy", "b.npy", "c.npy"], most=2)
         'a.npy, b.npy, ... (1 more)'
     """
-    shown = ", ".join(str(n) for n in names[:most])
-    return shown + (f", ... ({len(names) - most} more)" if len(names) > most else "")
+    shown = sep.join(str(n) for n in names[:most])
+    return shown + (f"{sep}... ({len(names) - most} more)" if len(names) > most else "")
 
 
 class TinctError(Exception):

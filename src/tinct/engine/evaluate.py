@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tinct.core.atomic import atomic_write_json, atomic_write_text
-from tinct.core.exceptions import ConfigError, DataError
+from tinct.core.exceptions import ConfigError, DataError, some_of
 from tinct.core.naming import unique_output_names
 from tinct.engine.run_dir import RunDir, checkpoint_mismatches, read_checkpoint
 from tinct.io.image import IMAGE_SUFFIXES
@@ -36,11 +36,12 @@ def load_task(
     task = TASKS.get(cfg.task)(cfg)
     path = run.checkpoint(checkpoint)
     state = read_checkpoint(path)["state_dict"]
-    problems = checkpoint_mismatches(task, state, most=3)
+    problems = checkpoint_mismatches(task, state)
     if problems:
         with_overrides = f" with {', '.join(overrides)}" if overrides else ""
         raise ConfigError(
-            f"{path} does not fit the network of {run.config_file}{with_overrides}: {'; '.join(problems)}"
+            f"{path} does not fit the network of {run.config_file}{with_overrides}: "
+            + some_of(problems, 3, sep="; ")
         )
     task.load_state_dict(state)
     task.eval()
@@ -156,8 +157,9 @@ def predict(
     out = Path(out_dir) if out_dir else Path(run_dir) / "predictions"
     paths, roots, missing = collect_inputs(inputs)
     supported = f"supported: {', '.join(IMAGE_SUFFIXES)}"
+    found_under = set(roots)
     for item in inputs:
-        if Path(item).is_dir() and Path(item) not in roots:
+        if Path(item).is_dir() and Path(item) not in found_under:
             print(f"tinct: {item}: no image files ({supported})", file=sys.stderr)
     if not paths:
         absent = f"; {', '.join(missing)}: no such file or folder" if missing else ""

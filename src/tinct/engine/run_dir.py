@@ -124,12 +124,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(ckpt)
 
 
-def checkpoint_mismatches(
-    module: nn.Module, state_dict: Mapping[str, Any], most: int | None = None
-) -> list[str]:
+def checkpoint_mismatches(module: nn.Module, state_dict: Mapping[str, Any]) -> list[str]:
     """Why ``state_dict`` would not load strictly into ``module``: missing and unexpected entries and
-    tensors of another shape, one line each (empty: it loads); with ``most``, the first ``most`` lines and
-    one that counts the others."""
+    tensors of another shape, one line each (empty: it loads)."""
     mine = module.state_dict()
     out = []
     for key, value in mine.items():
@@ -140,8 +137,6 @@ def checkpoint_mismatches(
         if old is not None and tuple(old) != tuple(value.shape):
             out.append(f"{key} has shape {tuple(old)} in the checkpoint, {tuple(value.shape)} now")
     out += [f"{key} is in the checkpoint but not in the network" for key in state_dict if key not in mine]
-    if most is not None and len(out) > most:
-        out = [*out[:most], f"... ({len(out) - most} more)"]
     return out
 
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from tinct.core.atomic import atomic_write_json
 from tinct.core.checks import check_inside
 from tinct.core.config import ExperimentConfig, TrainerConfig
-from tinct.core.exceptions import ConfigError, RunDirError, TinctError
+from tinct.core.exceptions import ConfigError, RunDirError, TinctError, some_of
 from tinct.engine.plots import plot_learning_curves
 from tinct.engine.run_dir import (
     RunDir,
@@ -328,14 +328,13 @@ def check_resumable(run: RunDir, checkpoint: Path, task: Any) -> dict[str, Any]:
             since the checkpoint, and which overrides a resumed run may use).
     """
     ckpt = read_checkpoint(checkpoint)
-    problems = checkpoint_mismatches(task, ckpt["state_dict"], most=3)
+    problems = checkpoint_mismatches(task, ckpt["state_dict"])
     if problems:
         changes = config_changes(ckpt.get("tinct_config") or {}, task.cfg.model_dump(mode="json"))
-        changed = f"; the config changes {'; '.join(changes[:4])}" if changes else ""
-        changed += f"; ... ({len(changes) - 4} more)" if len(changes) > 4 else ""
+        changed = f"; the config changes {some_of(changes, 4, sep='; ')}" if changes else ""
         raise ConfigError(
             f"{run.path}: cannot resume: this config builds another network than {checkpoint} holds "
-            f"({'; '.join(problems)}){changed}. Nothing in the run folder was changed. A resumed run keeps "
+            f"({some_of(problems, 3, sep='; ')}){changed}. Nothing in the run folder was changed. A resumed run keeps "
             f"its network: override only settings that leave it as it is ({', '.join(SAFE_ON_RESUME)}), "
             "or train a new run"
         )
