@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import numbers
 import os
 import sys
 import time
@@ -35,9 +34,10 @@ import numpy as np
 import torch
 
 from tinct.core.atomic import atomic_write_json, atomic_write_text
-from tinct.core.exceptions import ConfigError, DataError, RunDirError
+from tinct.core.exceptions import DataError, RunDirError
 from tinct.core.naming import unique_output_names
 from tinct.core.progress import track
+from tinct.io.limits import check_max_pixels
 
 __all__ = [
     "CSV_COLUMNS",
@@ -123,14 +123,6 @@ def _task_from_checkpoint(path: Path) -> Any:
     return task.eval()
 
 
-def _check_max_pixels(max_pixels: int | None) -> int | None:
-    if max_pixels is None:
-        return None
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1:
-        raise ConfigError(f"max_pixels (--max-pixels) must be a positive whole number, got {max_pixels!r}")
-    return int(max_pixels)
-
-
 def _read_raw(path: Path, max_pixels: int | None) -> Any:
     """The file as stored (:class:`tinct.io.image.RawImage`: 8 or 16 bit stays so), upright, refused above
     the pixel limit before it is decoded."""
@@ -149,9 +141,11 @@ def _notes(path: Path, raw: Any) -> str | None:
 
 
 def _read(path: Path, max_pixels: int | None = None) -> tuple[torch.Tensor, str | None]:
+    from tinct.colorization.photos import photo_array
+
     raw = _read_raw(path, max_pixels)
     note = _notes(path, raw)
-    array = (raw.array.astype(np.float32) / np.float32(raw.white_level)).clip(0.0, 1.0)
+    array = photo_array(raw)
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))), note
 
 
@@ -200,14 +194,14 @@ def colorize_file(
     del raw  # only L is needed from here on
     l_map = torch.from_numpy(lightness)[None, None]
     ab = colorizer.predict_ab_lowres(l_map, temperature).float().cpu()
-    bgr = strips.render(lightness, ab, tile_rows, shrink["pred"], shrink["gray"])
+    rgb = strips.render(lightness, ab, tile_rows, shrink["pred"], shrink["gray"])
     del lightness, l_map
     stem = path.stem if stem is None else stem
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
-        written.append(strips.write_png(out_dir / f"{stem}_color.png", bgr))
-        del bgr
+        written.append(write_image(out_dir / f"{stem}_color.png", rgb))
+        del rgb
         row: dict[str, Any] = {"image": str(path), "output": str(written[0])}
         if panel:
             parts = [
@@ -282,7 +276,7 @@ def colorize(
     """
     from tinct.colorization.photos import list_photos
 
-    max_pixels = _check_max_pixels(max_pixels)
+    max_pixels = None if max_pixels is None else check_max_pixels(max_pixels)
     colorizer, _ = load_colorizer(model, temperature)
     paths: list[Path] = []
     roots: list[Path | None] = []  # a folder's sub-folders are kept (tinct.core.naming)
@@ -386,7 +380,7 @@ def evaluate_colorization(
         label = f"{len(paths)} listed photos"
     if not paths:
         raise DataError(f"{label}: no photos (jpg, png, tif, bmp) found")
-    max_pixels = _check_max_pixels(max_pixels)
+    max_pixels = None if max_pixels is None else check_max_pixels(max_pixels)
     colorizer, info = load_colorizer(model, temperature)
     raw = {"model": ABAccuracy(), "gray": ABAccuracy()}
     reb = {"model": ABAccuracy(), "gray": ABAccuracy()}

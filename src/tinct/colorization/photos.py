@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from tinct.core.exceptions import DataError
-from tinct.io.image import read_image
+from tinct.io.image import RawImage, read_image
 
 __all__ = [
     "PHOTO_SUFFIXES",
@@ -32,6 +32,7 @@ __all__ = [
     "describe_mode",
     "list_photos",
     "load_photos",
+    "photo_array",
     "read_photo",
     "resize_short_side",
     "skimage_photos",
@@ -82,7 +83,11 @@ def read_photo(path: str | os.PathLike[str]) -> np.ndarray:
     Raises:
         DataError: missing, unreadable or corrupt file (named).
     """
-    raw = read_image(path)
+    return photo_array(read_image(path))
+
+
+def photo_array(raw: RawImage) -> np.ndarray:
+    """An image as read (:func:`tinct.io.image.read_image`) as an sRGB ``H x W x 3`` float32 array in [0, 1]."""
     return (raw.array.astype(np.float32) / np.float32(raw.white_level)).clip(0.0, 1.0)
 
 

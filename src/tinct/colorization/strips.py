@@ -10,13 +10,9 @@ shrunk from the strips as they pass (:class:`Shrink`). The result equals coloriz
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-
-from tinct.core.atomic import atomic_write_bytes
-from tinct.core.exceptions import DataError
 
 __all__ = [
     "PANEL_HEIGHT",
@@ -28,7 +24,6 @@ __all__ = [
     "panel_size",
     "render",
     "strips",
-    "write_png",
 ]
 
 #: Pixels per strip when a photo is processed strip by strip (some 30 MB of float temporaries).
@@ -100,8 +95,7 @@ def lightness(array: np.ndarray, white_level: float, rows: int | None, original:
 def render(
     lightness: np.ndarray, ab: torch.Tensor, rows: int | None, pred: Shrink | None, gray: Shrink | None
 ) -> np.ndarray:
-    """The colorized photo as an ``H x W x 3`` uint8 array in BGR order (as OpenCV writes it), strip by
-    strip: each strip's own L joined with the rows of ``ab`` (network grid) upsampled to full resolution."""
+    """The colorized photo as an ``H x W x 3`` uint8 sRGB array, strip by strip: each strip's own L joined with the rows of ``ab`` (network grid) upsampled to full resolution."""
     from tinct.color.lab import lab_to_rgb
     from tinct.colorization.networks import upsample_rows
 
@@ -117,23 +111,8 @@ def render(
             lab[1:] = 0.0
             gray.add(lab_to_rgb(lab, clip=True))
         # Rounded as tinct.io.image.write_image rounds: in float64.
-        out[r0:r1] = (rgb.double() * 255.0).round_().to(torch.uint8).flip(0).permute(1, 2, 0).numpy()
+        out[r0:r1] = (rgb.double() * 255.0).round_().to(torch.uint8).permute(1, 2, 0).numpy()
     return out
-
-
-def write_png(path: Path, bgr: np.ndarray) -> Path:
-    """Write an 8-bit BGR array as a PNG, atomically: encoded in memory, then written to an unpredictable
-    temporary file created exclusively beside ``path`` and renamed (:func:`tinct.core.atomic.atomic_write_bytes`),
-    so a file or link planted in the output folder is never written through."""
-    import cv2
-
-    try:
-        ok, buf = cv2.imencode(".png", bgr)
-    except cv2.error as err:
-        raise DataError(f"{path}: could not encode the image ({err})") from err
-    if not ok:
-        raise DataError(f"{path}: could not encode the image")
-    return atomic_write_bytes(path, buf.tobytes())
 
 
 def join_panel(parts: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -27,7 +27,7 @@ from tinct.core.atomic import atomic_write_bytes
 from tinct.core.exceptions import DataError
 from tinct.io.decode import read_header, read_pixels
 from tinct.io.icc import apply_profile
-from tinct.io.limits import MAX_PIXELS_ENV, check_pixels, max_pixels
+from tinct.io.limits import MAX_PIXELS_ENV, check_max_pixels, check_pixels, max_pixels
 from tinct.io.orientation import ORIENTATIONS, orient
 
 __all__ = [
@@ -111,15 +111,11 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     Raises:
         DataError: the file is missing, empty, truncated or corrupt, larger than ``max_pixels``, has an
             unsupported layout or dtype (2-D or integer ``.npy`` included), or holds NaN/inf.
-        ConfigError: ``max_pixels`` is not given and ``$TINCT_MAX_PIXELS`` is invalid.
+        ConfigError: ``max_pixels`` is not a positive integer, or not given and ``$TINCT_MAX_PIXELS`` is
+            invalid.
     """
     p = _check_file(path)
-    if max_pixels is None:
-        limit = _default_max_pixels()
-    elif isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
-        raise ValueError(f"max_pixels must be a positive integer, got {max_pixels!r}")
-    else:
-        limit = max_pixels
+    limit = _default_max_pixels() if max_pixels is None else check_max_pixels(max_pixels)
     if p.suffix.lower() == ".npy":
         return _read_npy(p, limit)
 
@@ -216,7 +212,8 @@ def to_tensor_image(raw: RawImage, dtype: torch.dtype = torch.float32) -> Tensor
 def write_image(path: str | os.PathLike[str], image: Tensor | np.ndarray, bit_depth: int = 8) -> Path:
     """Write a ``(3, H, W)`` tensor or ``H x W x 3`` array in [0, 1] as an 8- or 16-bit PNG/TIFF (or JPEG, 8 bit).
 
-    Values are clipped to [0, 1] and rounded. The image is encoded in memory and written atomically
+    Values are clipped to [0, 1] and rounded; an ``H x W x 3`` array that is already of the bit depth's
+    integer type (``uint8`` for 8 bits, ``uint16`` for 16) is written as it is. The image is encoded in memory and written atomically
     (:func:`tinct.core.atomic.atomic_write_bytes`: a new temporary file with an unpredictable name, then
     a rename), so a crash never leaves a truncated image, and no file or link already in the folder is
     ever written through: a link at ``path`` itself is replaced by the image, its target left alone.
@@ -240,7 +237,10 @@ def write_image(path: str | os.PathLike[str], image: Tensor | np.ndarray, bit_de
     if bit_depth not in _WRITE_BIT_DEPTHS[suffix]:
         raise DataError(f"{p}: a {suffix} file holds 8 bits per channel; write 16 bits as .png or .tif")
     scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
-    out = np.round(np.clip(arr.astype(np.float64), 0.0, 1.0) * scale).astype(dtype)
+    if arr.dtype == dtype:
+        out = arr
+    else:
+        out = np.round(np.clip(arr.astype(np.float64), 0.0, 1.0) * scale).astype(dtype)
     if out.ndim == 3:
         out = out[:, :, ::-1]  # OpenCV stores BGR
     try:

@@ -7,12 +7,13 @@ so that the decoders (:mod:`tinct.io.decode`) can check the limit without import
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
 from tinct.core.exceptions import ConfigError, DataError
 
-__all__ = ["MAX_PIXELS_ENV", "check_pixels", "max_pixels"]
+__all__ = ["MAX_PIXELS_ENV", "check_max_pixels", "check_pixels", "max_pixels"]
 
 #: Environment variable holding the largest image (width x height, in pixels) :func:`read_image` decodes.
 MAX_PIXELS_ENV = "TINCT_MAX_PIXELS"
@@ -44,6 +45,17 @@ def max_pixels() -> int:
     from PIL import Image
 
     return 2 * int(Image.MAX_IMAGE_PIXELS or _PILLOW_MAX_IMAGE_PIXELS)
+
+
+def check_max_pixels(value: object) -> int:
+    """``value`` as a pixel limit: a positive whole number (``read_image(max_pixels=...)``, ``--max-pixels``).
+
+    Raises:
+        ConfigError: anything else (a ``ValueError``), with the value.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ConfigError(f"max_pixels must be a positive integer (--max-pixels N), got {value!r}")
+    return int(value)
 
 
 def check_pixels(p: Path, size: tuple[int, int], limit: int) -> None:
