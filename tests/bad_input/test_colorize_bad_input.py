@@ -147,3 +147,17 @@ def test_extreme_shapes_keep_the_network_input_small(tmp_path: Path) -> None:
     photos = [_photo(tmp_path / "dot.png", (1, 1)), _photo(tmp_path / "line.png", (900, 1), seed=1)]
     rows = colorize(photos, tmp_path / "out", progress=False)
     assert [cv2.imread(r["output"]).shape for r in rows] == [(1, 1, 3), (1, 900, 3)]
+
+
+def test_missing_input_is_skipped_named_and_fails_the_job_like_predict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 16, item 12: colorize and predict treat a missing input alike: skip it, name it, go on with
+    # the others, exit 1 at the end (it used to be left out of colorize.csv, with exit status 0).
+    good = _photo(tmp_path / "good.png", (40, 30))
+    missing = tmp_path / "nonexist.png"
+    assert main(["colorize", str(missing), str(good), "--out", str(tmp_path / "out")]) == 1
+    assert f"skipped {missing}: no such photo folder or file" in capsys.readouterr().err
+    table = _table(tmp_path / "out")
+    assert "no such photo folder or file" in table["nonexist.png"]["error"]
+    assert Path(table["good.png"]["output"]).is_file()

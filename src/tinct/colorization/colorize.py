@@ -35,7 +35,7 @@ import torch
 
 from tinct.core.atomic import atomic_write_json, atomic_write_text
 from tinct.core.exceptions import DataError, RunDirError
-from tinct.core.naming import unique_output_names
+from tinct.core.naming import collect_inputs, unique_output_names
 from tinct.core.progress import track
 from tinct.io.limits import check_max_pixels
 
@@ -274,22 +274,15 @@ def colorize(
         RunDirError: ``model`` cannot be loaded.
         ColorizeInterrupted: Ctrl-C (a ``KeyboardInterrupt``); the table lists the photos finished.
     """
-    from tinct.colorization.photos import list_photos
+    from tinct.colorization.photos import PHOTO_SUFFIXES
 
     max_pixels = None if max_pixels is None else check_max_pixels(max_pixels)
     colorizer, _ = load_colorizer(model, temperature)
-    paths: list[Path] = []
-    roots: list[Path | None] = []  # a folder's sub-folders are kept (tinct.core.naming)
+    paths, roots, missing = collect_inputs(inputs, PHOTO_SUFFIXES)  # a folder's sub-folders are kept
+    found_under = set(roots)
     for item in inputs:
-        try:
-            found = list_photos(item)
-        except DataError as err:  # one bad argument does not cancel the others
-            print(f"tinct: skipped {err}", file=sys.stderr)
-            continue
-        if Path(item).is_dir() and not found:
+        if Path(item).is_dir() and Path(item) not in found_under:
             print(f"tinct: {item}: no photos (jpg, png, tif, bmp)", file=sys.stderr)
-        paths += found
-        roots += [Path(item) if Path(item).is_dir() else None for _ in found]
     if not paths:
         raise DataError(f"no photos among {', '.join(map(str, inputs))}")
     names = unique_output_names(paths, roots)
@@ -298,6 +291,11 @@ def colorize(
     out.mkdir(parents=True, exist_ok=True)
     table = _Table(out / "colorize.csv")
     rows: list[dict[str, Any]] = []
+    for item in missing:  # one bad argument does not cancel the others, and fails the job at the end
+        row = {"image": item, "error": f"{item}: no such photo folder or file"}
+        print(f"tinct: skipped {row['error']}", file=sys.stderr)
+        table.append(row)
+        rows.append(row)
     jobs = list(zip(paths, subdirs, stems, strict=True))
     try:
         for path, subdir, stem in track(jobs, "colorizing", enabled=progress):

@@ -1,6 +1,7 @@
-"""Output names of commands that write files per input file (``tinct predict``, ``tinct colorize``).
+"""Inputs and output names of commands that work file by file (``tinct predict``, ``tinct colorize``).
 
-The scheme, deterministic given the list of inputs:
+:func:`collect_inputs` expands the command's arguments (files as given, folders searched recursively) and
+keeps the ones that do not exist, so a command can skip them by name and go on. The output-name scheme, deterministic given the list of inputs:
 
 - an input found under a folder argument keeps its sub-folder relative to that folder; a file given as
   an argument goes to the top of the output folder;
@@ -17,11 +18,12 @@ own suffix: ``<name>_balanced.png``, ``<name>_color.png``.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["unique_output_names"]
+__all__ = ["collect_inputs", "unique_output_names"]
 
 
 def unique_output_names(paths: Sequence[Path], roots: Sequence[Path | None] | None = None) -> list[Path]:
@@ -72,3 +74,30 @@ def unique_output_names(paths: Sequence[Path], roots: Sequence[Path | None] | No
         taken.add((folder, name.casefold()))
         names[i] = name
     return [folder / str(name) for folder, name in zip(folders, names, strict=True)]
+
+
+def collect_inputs(
+    inputs: Iterable[str | os.PathLike[str]], suffixes: Iterable[str]
+) -> tuple[list[Path], list[Path | None], list[str]]:
+    """The files of a command's arguments: ``(paths, roots, missing)``.
+
+    A file is taken as given; a folder is searched recursively for files whose suffix (any case) is one of
+    ``suffixes`` (sorted); ``roots[i]`` is the folder argument ``paths[i]`` was found under (None: given as
+    a file), as :func:`unique_output_names` takes it; ``missing`` lists the arguments that do not exist.
+    """
+    wanted = {s.lower() for s in suffixes}
+    paths: list[Path] = []
+    roots: list[Path | None] = []
+    missing: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in wanted and q.is_file())
+            paths += found
+            roots += [p] * len(found)
+        elif p.is_file():
+            paths.append(p)
+            roots.append(None)
+        else:
+            missing.append(str(item))
+    return paths, roots, missing

@@ -12,11 +12,11 @@ from typing import Any
 
 from tinct.core.atomic import atomic_write_json, atomic_write_text
 from tinct.core.exceptions import ConfigError, DataError, some_of
-from tinct.core.naming import unique_output_names
+from tinct.core.naming import collect_inputs, unique_output_names
 from tinct.engine.run_dir import RunDir, checkpoint_mismatches, read_checkpoint
 from tinct.io.image import IMAGE_SUFFIXES
 
-__all__ = ["collect_inputs", "evaluate", "expand_inputs", "load_task", "predict"]
+__all__ = ["evaluate", "expand_inputs", "load_task", "predict"]
 
 
 def load_task(
@@ -100,32 +100,10 @@ def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     Raises:
         DataError: an input does not exist (named).
     """
-    paths, _, missing = collect_inputs(inputs)
+    paths, _, missing = collect_inputs(inputs, IMAGE_SUFFIXES)
     if missing:
         raise DataError(f"{missing[0]}: no such file or folder")
     return paths
-
-
-def collect_inputs(
-    inputs: Sequence[str | os.PathLike[str]],
-) -> tuple[list[Path], list[Path | None], list[str]]:
-    """The image files of ``inputs`` (files as given, folders searched recursively, sorted), the folder
-    argument each was found under (None: given as a file), and the inputs that do not exist."""
-    paths: list[Path] = []
-    roots: list[Path | None] = []
-    missing: list[str] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
-            paths += found
-            roots += [p] * len(found)
-        elif p.is_file():
-            paths.append(p)
-            roots.append(None)
-        else:
-            missing.append(str(item))
-    return paths, roots, missing
 
 
 def predict(
@@ -155,7 +133,7 @@ def predict(
 
     task = load_task(run_dir, checkpoint)
     out = Path(out_dir) if out_dir else Path(run_dir) / "predictions"
-    paths, roots, missing = collect_inputs(inputs)
+    paths, roots, missing = collect_inputs(inputs, IMAGE_SUFFIXES)
     supported = f"supported: {', '.join(IMAGE_SUFFIXES)}"
     found_under = set(roots)
     for item in inputs:
