@@ -23,7 +23,7 @@ import numpy as np
 
 from tinct.core.exceptions import DataError
 from tinct.io.icc import cmyk_to_srgb
-from tinct.io.limits import MAX_PIXELS_ENV, check_pixels, max_pixels
+from tinct.io.limits import check_pixels
 from tinct.io.orientation import exif_orientation, png_orientation
 from tinct.io.tiff import tiff_header, tiff_upright
 
@@ -42,7 +42,7 @@ def read_header(p: Path) -> tuple[tuple[int, int], int]:
     Raises:
         DataError: the file is of an unsupported type, or its header cannot be read.
     """
-    with _pillow_guard(p, None, []):
+    with _pillow_guard(p, []):
         im = _pillow_open(p)
         if im is None:
             size, orientation, _ = tiff_header(p, p, [])
@@ -69,8 +69,8 @@ def read_pixels(
         DataError: the image is larger than ``limit``, or the file is truncated, corrupt or unsupported.
         OSError: the file cannot be read.
     """
-    with _pillow_guard(p, limit, said):
-        im = _pillow_open(p, limit)
+    with _pillow_guard(p, said):
+        im = _pillow_open(p)
         if im is None:  # a TIFF Pillow cannot parse (float RGB): OpenCV decodes it
             data = p.read_bytes()
             size, orientation, icc = tiff_header(p, data, said)
@@ -99,20 +99,19 @@ def read_pixels(
 
 
 @contextmanager
-def _pillow_guard(p: Path, limit: int | None, said: list[str]) -> Iterator[None]:
-    """Around Pillow's header parsing (where its size check is): keep its warnings for ``said``, to be
-    given with the file's name once it is read (not when it fails), except the decompression-bomb warning,
-    as tinct checks the size itself. A ``limit`` above Pillow's error threshold (or None: no limit) lifts
-    that threshold meanwhile. One thread at a time: both change module globals and restore them.
+def _pillow_guard(p: Path, said: list[str]) -> Iterator[None]:
+    """Around Pillow's header parsing and TIFF decoding: keep its warnings for ``said``, to be given with
+    the file's name once it is read (not when it fails). Pillow's own size check (its decompression-bomb
+    warning and error) is off meanwhile: tinct checks the size against its own limit
+    (:func:`tinct.io.limits.check_pixels`) before decoding, with a message that gives the size and the
+    way to raise the limit. One thread at a time: both change module globals and restore them.
     """
     from PIL import Image
 
     with _PILLOW_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         pillow = Image.MAX_IMAGE_PIXELS
-        if pillow is not None and (limit is None or limit > 2 * pillow):
-            Image.MAX_IMAGE_PIXELS = None
+        Image.MAX_IMAGE_PIXELS = None
         try:
             yield
         finally:
@@ -120,17 +119,12 @@ def _pillow_guard(p: Path, limit: int | None, said: list[str]) -> Iterator[None]
     said.extend(f"{p}: {str(w.message).strip()}" for w in caught)
 
 
-def _pillow_open(p: Path, limit: int | None = None) -> PILImage.Image | None:
+def _pillow_open(p: Path) -> PILImage.Image | None:
     """Pillow's lazy image (header read, nothing decoded), or None for a TIFF Pillow cannot parse."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         return Image.open(p, formats=_PILLOW_FORMATS)  # never a plugin that runs a program (EPS)
-    except Image.DecompressionBombError as err:
-        raise DataError(
-            f"{p}: image exceeds the limit of {limit or max_pixels():,} pixels ({err}); raise it with "
-            f"read_image(..., max_pixels=N) or {MAX_PIXELS_ENV}=N"
-        ) from err
     except PermissionError as err:
         raise DataError(f"{p}: cannot read the file (permission denied)") from err
     except UnidentifiedImageError as err:
@@ -167,7 +161,6 @@ def _pillow_decode(
     p: Path, im: PILImage.Image, notes: list[str], said: list[str]
 ) -> tuple[np.ndarray, bytes | None, int, bool]:
     """Decode an 8-bit file: ``(H x W [x 3] uint8 array, ICC profile, EXIF orientation, upright already)``."""
-    from PIL import Image
 
     try:
         # Pillow (11 and later) turns a TIFF upright itself while loading it and deletes the tag; a PNG's
@@ -188,10 +181,6 @@ def _pillow_decode(
             im = cmyk_to_srgb(p, im, icc, notes, said)
             icc = None
         arr = np.asarray(im)
-    except Image.DecompressionBombError as err:
-        raise DataError(
-            f"{p}: image exceeds the pixel limit ({err}); raise it with {MAX_PIXELS_ENV}=N"
-        ) from err
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as err:
         raise DataError(f"{p}: cannot decode image: truncated or corrupt file ({err})") from err
     if arr.dtype != np.uint8:
@@ -209,9 +198,7 @@ def _opencv_decode(p: Path, data: bytes, orientation: int, said: list[str]) -> n
         data = tiff_upright(p, data, said)
     try:
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except (
-        cv2.error
-    ) as err:  # a header beyond OpenCV's limits (e.g. wider than 2**20 pixels) fails an assertion
+    except cv2.error as err:  # a header beyond OpenCV's limits (wider than 2**20 pixels) fails an assertion
         raise DataError(
             f"{p}: cannot decode image: corrupt file, or beyond OpenCV's limits ({getattr(err, 'err', '') or err})"
         ) from err
