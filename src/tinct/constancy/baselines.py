@@ -42,7 +42,6 @@ from tinct.constancy.classical import (
 )
 from tinct.constancy.layouts import ConstancySource, fold_ids, open_constancy
 from tinct.core.atomic import atomic_write_json
-from tinct.core.checks import check_fold_count
 from tinct.core.exceptions import DataError, some_of
 from tinct.core.progress import track
 from tinct.engine.statistics import STAT_NAMES, error_statistics
@@ -196,14 +195,8 @@ def _protocol(source: ConstancySource, folds: int | None, seed: int) -> tuple[di
                 f"official split needs train and test images, got {n_train} train, {n_test} test"
             )
         return {"kind": "train_test", "n_train": n_train, "n_test": n_test}, groups
-    check_fold_count(folds, len(source), source.root)
     k = folds if folds is not None else (None if has_folds else 3)
     ids = np.asarray(fold_ids(source, k, seed))
-    if len(np.unique(ids)) < 2:  # folds.csv with one fold: nothing to tune on
-        raise DataError(
-            f"{source.root / 'folds.csv'}: cross-validation needs at least 2 folds, the file has 1; "
-            "pass folds=K (--folds K) for K seeded random folds"
-        )
     file_folds = has_folds and (k is None or k == len(np.unique(table["fold"])))
     protocol = {
         "kind": "cross_validation",

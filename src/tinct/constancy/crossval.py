@@ -41,9 +41,8 @@ import pandas as pd
 import torch
 
 from tinct.core.atomic import atomic_write_json, atomic_write_text
-from tinct.core.checks import check_fold_count
 from tinct.core.config import ExperimentConfig
-from tinct.core.exceptions import ConfigError, DataError, TinctError, some_of
+from tinct.core.exceptions import ConfigError, TinctError, some_of
 from tinct.engine.experiments import ensure_trained, with_updates
 from tinct.engine.statistics import error_statistics
 
@@ -347,14 +346,8 @@ def crossval(
         raise ConfigError(f"crossval scores illuminant estimators; got a {cfg.task!r} config")
     d = cfg.data
     source = open_constancy(data, d.layout, d.black_level, d.saturation)
-    check_fold_count(folds, len(source), data)
     ids = fold_ids(source, folds, d.split_seed)
     k_folds = int(ids.max()) + 1
-    if k_folds < 2:  # folds.csv with one fold: nothing to train on
-        raise DataError(
-            f"{Path(data) / 'folds.csv'}: cross-validation needs at least 2 folds, the file has 1; "
-            "pass folds=K (--folds K) for K seeded random folds"
-        )
     if out is None:
         out = Path(cfg.output_dir) / f"{cfg.name}-cv-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out = Path(out)

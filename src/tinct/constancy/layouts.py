@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from tinct.core.checks import check_choice
+from tinct.core.checks import check_choice, check_fold_count
 from tinct.core.exceptions import DataError
 
 __all__ = [
@@ -185,17 +185,23 @@ def fold_ids(source: ConstancySource, k: int | None = None, seed: int = 0) -> np
     else a seeded random assignment into ``k`` (default 3) near-equal folds.
 
     Raises:
-        ValueError: ``k < 2`` or more folds than images.
+        ConfigError: ``k < 2`` or more folds than images (a ``ValueError``).
+        DataError: ``folds.csv`` holds a single fold (and ``k`` is None).
     """
     n = len(source)
+    check_fold_count(k, n, source.root)
     if source.has_folds:
         given = source.table["fold"].to_numpy()
         values = np.unique(given)
+        if k is None and len(values) < 2:  # nothing to train on, or to tune on
+            raise DataError(
+                f"{source.root / 'folds.csv'}: cross-validation needs at least 2 folds, the file has 1; "
+                "pass folds=K (--folds K) for K seeded random folds"
+            )
         if k is None or k == len(values):
             return np.searchsorted(values, given)
-    k = 3 if k is None else k
-    if k < 2 or k > n:
-        raise ValueError(f"cross-validation needs 2 <= folds <= number of images ({n}), got {k}")
+    if k is None:
+        k = check_fold_count(3, n, source.root)  # the default needs 3 images too
     order = np.random.default_rng(seed).permutation(n)
     ids = np.empty(n, dtype=np.int64)
     ids[order] = np.arange(n) % k
