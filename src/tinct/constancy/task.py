@@ -449,8 +449,7 @@ class IlluminantTask(Task):
                 balanced.flatten()[:: max(1, balanced.numel() // 200_000)], 0.99
             ).clamp_min(1e-6)
             target = Path(out_dir) / Path(name).parent / f"{Path(name).name}_balanced.png"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            preview = write_image(target, linear_to_srgb(balanced.clamp(0, 1)))
+            preview = write_image(target, linear_to_srgb(balanced.clamp(0, 1)))  # makes the folder
             r, g, b = illum.tolist()
             rows.append({"image": str(path), "r": r, "g": g, "b": b, "preview": str(preview)})
         return rows
