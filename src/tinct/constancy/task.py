@@ -59,8 +59,9 @@ class IlluminantDataConfig(StrictModel):
     dataset of :mod:`tinct.constancy.synth`, generated into ``root`` on first use), or ``folder`` (any
     layout of :mod:`tinct.constancy.layouts`: generic ``gt.csv``, SimpleCube++, INTEL-TAU).
 
-    Splits of a folder: with ``fold`` set, k-fold cross-validation (train on the other folds, the held-out
-    fold is both val and test); else the layout's official train/test split (val drawn from train); else
+    Splits of a folder: with ``fold`` set, k-fold cross-validation (train on the other folds but a
+    ``val_fraction`` of them kept for validation, test on the held-out fold; with ``val_fraction: 0`` the
+    held-out fold is also the val set, for curves only); else the layout's official train/test split (val drawn from train); else
     random fractions. ``split_file`` (see :mod:`tinct.core.splits`): the splits are written there by the
     first run and read back by every later one (``tinct sweep --test-split auto``); for Mondrian scenes
     it records the test set's generator settings, and a run with another test set is refused.
@@ -193,8 +194,14 @@ class IlluminantDataModule(SplitDataModule):
         rng = torch.Generator().manual_seed(d.split_seed)
         if d.fold is not None:
             ids = fold_ids(source, d.folds, d.split_seed)
-            train = [i for i in range(n) if ids[i] != d.fold]
-            val = test = [i for i in range(n) if ids[i] == d.fold]
+            pool = [i for i in range(n) if ids[i] != d.fold]
+            test = [i for i in range(n) if ids[i] == d.fold]
+            # Validation comes from the training folds (val_fraction of them), so a recipe or an epoch can
+            # be chosen without ever looking at the held-out fold. val_fraction 0: the held-out fold is
+            # also the val set, for curves only (cross-validation then scores the last checkpoint).
+            pool = [pool[i] for i in torch.randperm(len(pool), generator=rng).tolist()]
+            n_val = round(len(pool) * d.val_fraction) if len(pool) > 2 else 0
+            val, train = (pool[:n_val], pool[n_val:]) if n_val > 0 else (test, pool)
         else:
             if source.has_split:
                 pool = [i for i in range(n) if source.table["split"].iloc[i] == "train"]
