@@ -65,11 +65,15 @@ class IlluminantDataConfig(StrictModel):
     random fractions. ``split_file`` (see :mod:`tinct.core.splits`): the splits are written there by the
     first run and read back by every later one (``tinct sweep --test-split auto``); for Mondrian scenes
     it records the test set's generator settings, and a run with another test set is refused.
+
+    ``split_by: camera`` (a folder of camera folders, layout ``cameras``): fold ``k`` holds out the k-th
+    camera in sorted order (:func:`tinct.constancy.layouts.camera_ids`), ``folds`` must be the number of
+    cameras, and validation is drawn from the other cameras, so no camera is both trained and tested on.
     """
 
     kind: Literal["mondrian", "synthetic", "folder"] = "mondrian"
     root: str | None = None
-    layout: Literal["auto", "generic", "simplecube", "intel_tau"] = "auto"
+    layout: Literal["auto", "generic", "simplecube", "intel_tau", "cameras"] = "auto"
     n_train: int = Field(2048, ge=1)
     n_val: int = Field(256, ge=1)
     n_test: int = Field(256, ge=1)
@@ -81,6 +85,7 @@ class IlluminantDataConfig(StrictModel):
     test_fraction: float = Field(0.2, ge=0, lt=1)
     fold: int | None = Field(None, ge=0)
     folds: int = Field(3, ge=2)
+    split_by: Literal["fold", "camera"] = "fold"
     split_seed: int = 0
     split_file: str | None = None
     synth_n: int = Field(1200, ge=4)
@@ -99,6 +104,10 @@ class IlluminantDataConfig(StrictModel):
             )
         if self.fold is not None and self.fold >= self.folds:
             raise ValueError(f"data.fold must be < data.folds ({self.folds}), got {self.fold}")
+        if self.split_by == "camera" and self.kind != "folder":
+            raise ValueError(
+                f"data.split_by 'camera' needs data.kind 'folder' (a folder of camera folders), got {self.kind!r}"
+            )
         return self
 
     def synthetic_root(self, output_dir: str) -> str:
@@ -193,7 +202,10 @@ class IlluminantDataModule(SplitDataModule):
         n = len(source)
         rng = torch.Generator().manual_seed(d.split_seed)
         if d.fold is not None:
-            ids = fold_ids(source, d.folds, d.split_seed)
+            from tinct.constancy.layouts import camera_ids, check_camera_split
+
+            by_camera = d.split_by == "camera"
+            ids = camera_ids(source, d.folds) if by_camera else fold_ids(source, d.folds, d.split_seed)
             pool = [i for i in range(n) if ids[i] != d.fold]
             test = [i for i in range(n) if ids[i] == d.fold]
             # Validation comes from the training folds (val_fraction of them), so a recipe or an epoch can
@@ -202,6 +214,8 @@ class IlluminantDataModule(SplitDataModule):
             pool = [pool[i] for i in torch.randperm(len(pool), generator=rng).tolist()]
             n_val = round(len(pool) * d.val_fraction) if len(pool) > 2 else 0
             val, train = (pool[:n_val], pool[n_val:]) if n_val > 0 else (test, pool)
+            if by_camera:  # val is the held-out camera only when val_fraction is 0 (curves, never selection)
+                check_camera_split(source, test, train=train, **({"val": val} if n_val > 0 else {}))
         else:
             if source.has_split:
                 pool = [i for i in range(n) if source.table["split"].iloc[i] == "train"]
@@ -414,8 +428,16 @@ class IlluminantTask(Task):
     ) -> list[dict[str, Any]]:
         """The illuminant of each file and a white-balanced sRGB preview, ``out_dir / <name>_balanced.png``.
 
+        Camera raw files (DNG, CR2, NEF, ARW ...: :data:`tinct.io.raw.RAW_SUFFIXES`) are read by
+        :func:`tinct.io.raw.read_camera_raw` with their own black and white levels; their preview is
+        rendered to linear sRGB with the file's camera matrix
+        (:func:`tinct.color.camera.camera_to_linear_srgb`), as a camera's own rendering without its tone
+        curve. Other linear files (16-bit PNG/TIFF, ``.npy``) use the run's black / saturation levels
+        (:meth:`raw_levels`) and carry no camera matrix: their preview is the white-balanced camera RGB
+        shown as if it were sRGB (less saturated than the camera's rendering).
+
         Args:
-            paths: image files (raw / linear, or display-encoded sRGB with a warning).
+            paths: image files (camera raw, linear, or display-encoded sRGB with a warning).
             out_dir: the output folder.
             names: each file's output name relative to ``out_dir``, without suffix
                 (:func:`tinct.core.naming.unique_output_names`); default: the files' unique names.
@@ -427,19 +449,32 @@ class IlluminantTask(Task):
         Raises:
             DataError: a file cannot be read (named).
         """
+        from tinct.color.camera import camera_to_linear_srgb
         from tinct.color.illuminant import correct_illuminant
         from tinct.color.rgb import linear_to_srgb, srgb_to_linear
-        from tinct.constancy.folder import linear_from_raw, thumbnail
+        from tinct.constancy.folder import check_usable, linear_from_raw, thumbnail
         from tinct.core.naming import unique_output_names
         from tinct.io.image import read_image, to_tensor_image, write_image
+        from tinct.io.raw import is_camera_raw, read_camera_raw
 
         self.eval()
         d = self.cfg.data
         rows: list[dict[str, Any]] = []
         names = unique_output_names(paths) if names is None else names
         for path, name in zip(paths, names, strict=True):
-            raw = read_image(path)
-            if raw.linear:
+            xyz_to_camera = None
+            if is_camera_raw(path):
+                camera_raw = read_camera_raw(path)
+                image, mask = camera_raw.linear, camera_raw.mask
+                check_usable(path, image, mask, min(camera_raw.black_level), camera_raw.white_level)
+                xyz_to_camera = camera_raw.xyz_to_camera
+                if xyz_to_camera is None:
+                    warnings.warn(
+                        f"{path}: no camera colour matrix in the file or LibRaw's table; the preview shows "
+                        "the white-balanced camera RGB as if it were sRGB",
+                        stacklevel=2,
+                    )
+            elif (raw := read_image(path)).linear:
                 image, mask = linear_from_raw(raw, *self.raw_levels())
             else:
                 warnings.warn(
@@ -452,6 +487,8 @@ class IlluminantTask(Task):
             thumb = thumbnail(image, mask, d.size).to(self.device)
             illum = self(thumb.unsqueeze(0))[0].cpu()
             balanced = correct_illuminant(image, illum)
+            if xyz_to_camera is not None:
+                balanced = camera_to_linear_srgb(balanced, xyz_to_camera)
             balanced = balanced / torch.quantile(
                 balanced.flatten()[:: max(1, balanced.numel() // 200_000)], 0.99
             ).clamp_min(1e-6)

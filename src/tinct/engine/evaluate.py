@@ -15,8 +15,13 @@ from tinct.core.exceptions import ConfigError, DataError, some_of
 from tinct.core.naming import collect_inputs, unique_output_names
 from tinct.engine.run_dir import RunDir, checkpoint_mismatches, read_checkpoint
 from tinct.io.image import IMAGE_SUFFIXES
+from tinct.io.raw import RAW_SUFFIXES
 
-__all__ = ["evaluate", "expand_inputs", "load_task", "predict"]
+__all__ = ["PREDICT_SUFFIXES", "evaluate", "expand_inputs", "load_task", "predict"]
+
+#: What ``predict`` collects from a folder: image files and camera raw files (DNG, CR2, NEF ...). A task
+#: whose ``predict_files`` cannot read a raw file reports it as a failed row naming the file.
+PREDICT_SUFFIXES = IMAGE_SUFFIXES + RAW_SUFFIXES
 
 
 def load_task(
@@ -95,12 +100,12 @@ def evaluate(
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given, folders expanded recursively to their image files (sorted).
+    """Files as given, folders expanded recursively to their image and camera raw files (sorted).
 
     Raises:
         DataError: an input does not exist (named).
     """
-    paths, _, missing = collect_inputs(inputs, IMAGE_SUFFIXES)
+    paths, _, missing = collect_inputs(inputs, PREDICT_SUFFIXES)
     if missing:
         raise DataError(f"{missing[0]}: no such file or folder")
     return paths
@@ -133,8 +138,8 @@ def predict(
 
     task = load_task(run_dir, checkpoint)
     out = Path(out_dir) if out_dir else Path(run_dir) / "predictions"
-    paths, roots, missing = collect_inputs(inputs, IMAGE_SUFFIXES)
-    supported = f"supported: {', '.join(IMAGE_SUFFIXES)}"
+    paths, roots, missing = collect_inputs(inputs, PREDICT_SUFFIXES)
+    supported = f"supported: {', '.join(PREDICT_SUFFIXES)}"
     found_under = set(roots)
     for item in inputs:
         if Path(item).is_dir() and Path(item) not in found_under:
