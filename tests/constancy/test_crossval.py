@@ -120,8 +120,9 @@ def test_training_never_sees_its_held_out_fold(finished) -> None:
         for batch in dm.train_dataloader():
             seen |= set(batch["index"].tolist())
         held = set(read_errors(out / f"fold{k}" / "errors.csv")["image"].str[3:5].astype(int))
-        assert seen and not (seen & held)
-        assert seen | held == set(range(N_IMAGES))
+        val = set(dm.split_indices["val"])  # val_fraction of the training folds, never the held-out fold
+        assert seen and not (seen & held) and not (val & held) and not (val & seen)
+        assert seen | val | held == set(range(N_IMAGES))
 
 
 def test_metrics_are_the_statistics_of_the_pooled_errors(finished) -> None:

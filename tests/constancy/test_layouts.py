@@ -1,4 +1,4 @@
-"""Dataset layouts behind open_constancy: generic, SimpleCube++, INTEL-TAU; folds; bad files name themselves."""
+"""Dataset layouts behind open_constancy: generic, SimpleCube++, INTEL-TAU, cameras; folds; bad files name themselves."""
 
 from __future__ import annotations
 
@@ -69,6 +69,10 @@ def test_detect_each_layout(tmp_path: Path) -> None:
     assert detect_layout(_generic(tmp_path / "g")) == "generic"
     assert detect_layout(_simple_cube(tmp_path / "s")) == "simplecube"
     assert detect_layout(_intel_tau(tmp_path / "i")) == "intel_tau"
+    _generic(tmp_path / "cams" / "a")
+    _generic(tmp_path / "cams" / "b")
+    assert detect_layout(tmp_path / "cams") == "cameras"
+    assert open_constancy(tmp_path / "cams").table["image"].tolist()[:2] == ["a/im0.npy", "a/im1.npy"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="unknown dataset layout"):
         detect_layout(tmp_path / "empty")

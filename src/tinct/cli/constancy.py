@@ -87,13 +87,25 @@ def add_parsers(sub: Any) -> tuple[Any, Any]:
     )
     cv.add_argument("config", help="illuminant experiment YAML (e.g. configs/constancy/thumbnails.yaml)")
     cv.add_argument("--data", required=True, help="dataset folder (folds.csv is used when present)")
-    cv.add_argument("--folds", type=int, help="number of folds (default: folds.csv, else 3)")
+    cv.add_argument(
+        "--folds", type=int, help="number of folds (default: folds.csv, else 3); per camera with --per-camera"
+    )
     cv.add_argument("--out", help="output folder (default: <output_dir>/<name>-cv-<timestamp>)")
     cv.add_argument("--pretrain", help="illuminant_embedding YAML: contrastive pretraining per fold first")
     cv.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     cv.add_argument(
         "--pretrain-set", dest="pretrain_overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a value of the --pretrain config (e.g. model.input_space=log)",
+    )  # fmt: skip
+    cv.add_argument(
+        "--by-camera", action="store_true",
+        help="--data is a folder of camera folders (e.g. nus8_64/): train on all cameras but one, test on it, "
+        "for every camera",
+    )  # fmt: skip
+    cv.add_argument(
+        "--per-camera", action="store_true",
+        help="k-fold cross-validation inside each camera folder (its folds.csv) into OUT/per_camera; with "
+        "--by-camera the table shows both side by side (OUT/by_camera.csv, by_camera.md)",
     )  # fmt: skip
 
     st = sub.add_parser("study", help="reproduce a study: one table and its figures")
@@ -178,6 +190,24 @@ def run(args: argparse.Namespace) -> int:
         early = [f"data.root={args.data}"] + [o for o in args.overrides if not o.startswith("model.freeze=")]
         cfg = load_config(args.config, early)
         pre = load_config(args.pretrain, args.pretrain_overrides) if args.pretrain else None
+        if args.by_camera or args.per_camera:
+            from tinct.constancy.by_camera import crossval_cameras, format_camera_table
+
+            res = crossval_cameras(
+                cfg, args.data, args.out, by_camera=args.by_camera, per_camera=args.per_camera,
+                folds=args.folds, pretrain_cfg=pre, progress=True, updates=late,
+            )  # fmt: skip
+            what = " vs ".join(
+                w
+                for w, on in (
+                    ("leave one camera out", args.by_camera),
+                    ("k-fold per camera", args.per_camera),
+                )
+                if on
+            )
+            _print(format_camera_table(res.table, title=f"{cfg.name}: {what} (angular error, degrees)"))
+            print(f"tinct crossval: wrote {res.out / 'by_camera.csv'} and by_camera.md")
+            return 0
         stats = crossval(
             cfg, args.data, folds=args.folds, out=args.out, pretrain_cfg=pre, progress=True, updates=late
         )

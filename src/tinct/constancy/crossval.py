@@ -8,7 +8,7 @@ all folds are pooled and summarised once with :func:`tinct.engine.statistics.err
 ```
 OUT/
   fold{k}/             a complete run directory (see tinct.engine.run_dir) plus
-    errors.csv         image, fold, error, pred_r, pred_g, pred_b, true_r, true_g, true_b
+    errors.csv         image, [camera,] fold, error, pred_r, pred_g, pred_b, true_r, true_g, true_b
     heldout.json       checkpoint scored, number of training and held-out images
     pretrain/          contrastive pretraining on the same training folds (when asked for)
   cv_errors.csv        all folds' rows
@@ -16,6 +16,13 @@ OUT/
   figures/curves.png   training and held-out curves of every fold
   figures/error_cdf.png
 ```
+
+On a folder of camera folders (layout ``cameras``, e.g. NUS-8), ``by_camera=True`` holds out one whole
+camera per unit instead of a fold: ``OUT/camera-<name>/`` trains on every other camera (validation drawn
+from them too) and is scored on that camera; ``cv_metrics.json`` then adds ``cameras``, ``per_camera``
+(statistics of each held-out camera) and ``mean_over_cameras`` (each statistic averaged over cameras).
+Errors of a ``cameras`` source carry a ``camera`` column. Per-camera k-fold and the side-by-side table are
+in :mod:`tinct.constancy.by_camera`.
 
 A fold whose ``errors.csv`` exists is finished and skipped; one with a ``last.ckpt`` but no errors is
 resumed. So an interrupted cross-validation is continued by running the same command again.
@@ -53,6 +60,7 @@ __all__ = [
     "format_stats_table",
     "heldout_errors",
     "holdout",
+    "mean_over",
     "read_errors",
 ]
 
@@ -121,6 +129,8 @@ def _predict(run_dir: str | os.PathLike[str], checkpoint: str) -> tuple[pd.DataF
     source = getattr(getattr(dm, "test_set", None), "source", None)
     names = source.table["image"].astype(str).to_numpy() if source is not None else None
     df.insert(0, "image", names[df["index"]] if names is not None else df["index"].astype(str))
+    if source is not None and source.cameras:
+        df.insert(1, "camera", source.table["camera"].astype(str).to_numpy()[df["index"]])
     train_set = getattr(dm, "train_set", None)
     n_train = len(train_set) if train_set is not None else None  # type: ignore[arg-type]
     return df, n_train
@@ -178,6 +188,13 @@ class _Unit:
     pretrain_dir: Path | None = None
     expected: np.ndarray | None = None  # held-out dataset rows (folds only)
     n_train: int | None = None
+    camera: str | None = None  # the held-out camera of a leave-one-camera-out unit
+
+    @property
+    def label(self) -> str:
+        if self.camera is not None:
+            return f"camera {self.camera}"
+        return f"fold {self.fold}" if self.expected is not None else self.key
 
 
 def _epoch_time(metrics_csv: Path) -> tuple[int, float]:
@@ -212,12 +229,15 @@ def _run_unit(unit: _Unit, out: Path, progress: bool) -> tuple[pd.DataFrame, str
         got = np.sort(df["index"].to_numpy())
         if not np.array_equal(got, np.sort(unit.expected)):
             raise TinctError(
-                f"{fold_dir}: the data module's held-out set ({len(got)} images) is not fold {unit.fold} "
-                f"of fold_ids ({len(unit.expected)} images); cross-validation would leak or drop images"
+                f"{fold_dir}: the data module's held-out set ({len(got)} images) is not {unit.label} "
+                f"({len(unit.expected)} images); cross-validation would leak or drop images"
             )
     if unit.n_train is None:
         unit.n_train = n_train
-    df = df.assign(fold=unit.fold)[list(ERROR_COLUMNS)]
+    columns = list(ERROR_COLUMNS)
+    if "camera" in df:
+        columns.insert(1, "camera")
+    df = df.assign(fold=unit.fold)[columns]
     atomic_write_json(info, {"checkpoint": "last", "n_train": unit.n_train, "n_heldout": len(df)})
     # errors.csv last: its presence marks the fold as finished
     atomic_write_text(errors_csv, _to_csv(df))
@@ -255,6 +275,14 @@ def _summarise(units: Sequence[_Unit], frames: Sequence[pd.DataFrame], out: Path
     if any(u.pretrain_dir is not None for u in units):
         stats["pretrain_epochs"] = max(per_fold[str(u.fold)].get("pretrain_epochs", 0) for u in units)
         stats["pretrain_seconds"] = round(pre_seconds, 3)
+    if all(u.camera is not None for u in units):
+        per_camera = {str(u.camera): {**per_fold[str(u.fold)], "n_train": u.n_train} for u in units}
+        stats.update(
+            split_by="camera",
+            cameras=list(per_camera),
+            per_camera=per_camera,
+            mean_over_cameras=mean_over(per_camera.values()),
+        )
     atomic_write_text(out / "cv_errors.csv", _to_csv(pooled))
     atomic_write_json(out / "cv_metrics.json", stats)
     return stats
@@ -263,11 +291,14 @@ def _summarise(units: Sequence[_Unit], frames: Sequence[pd.DataFrame], out: Path
 def _figures(units: Sequence[_Unit], frames: Sequence[pd.DataFrame], out: Path, name: str) -> None:
     from tinct.constancy.plots import plot_error_cdf, plot_fold_curves
 
+    val_label = "held-out fold" if units[0].expected is not None else "validation split"
+    if units[0].camera is not None:
+        val_label = "held-out camera"
     plot_fold_curves(
         {name: [out / u.key / "metrics.csv" for u in units]},
         out / "figures" / "curves.png",
         title="mean angular error by epoch",
-        val_label="held-out fold" if units[0].expected is not None else "validation split",
+        val_label=val_label,
     )
     plot_error_cdf({name: pd.concat(frames)["error"].to_numpy()}, out / "figures" / "error_cdf.png")
 
@@ -280,12 +311,13 @@ def _run_units(
     for unit in units:
         t0 = time.perf_counter()
         df, how = _run_unit(unit, out, progress)
-        label = f"fold {unit.fold}" if unit.expected is not None else unit.key
-        _check_errors(df, f"{name} {label} ({out / unit.key / 'errors.csv'})")
+        _check_errors(df, f"{name} {unit.label} ({out / unit.key / 'errors.csv'})")
         frames.append(df)
         if progress:
             s = error_statistics(df["error"].to_numpy())
-            label = f"fold {unit.fold + 1}/{len(units)}" if unit.expected is not None else unit.key
+            label = unit.label
+            if unit.camera is None and unit.expected is not None:
+                label = f"fold {unit.fold + 1}/{len(units)}"
             print(
                 f"{name} {label}: {len(df)} held-out images, mean {s['mean']:.2f}, median {s['median']:.2f} "
                 f"degrees ({how}, {time.perf_counter() - t0:.1f} s) -> {out / unit.key}",
@@ -308,6 +340,7 @@ def crossval(
     pretrain_out: str | os.PathLike[str] | None = None,
     updates: Mapping[str, Any] | None = None,
     figures: bool = True,
+    by_camera: bool = False,
 ) -> dict[str, Any]:
     """k-fold cross-validation of ``cfg`` on the colour-constancy folder ``data`` (see the module docstring).
 
@@ -329,50 +362,78 @@ def crossval(
         updates: dotted-key changes applied to every fold's config (e.g. ``{"model.freeze": True}``,
             which is only valid together with the ``model.init`` that pretraining sets).
         figures: draw ``OUT/figures`` (a study that draws all its variants together skips them).
+        by_camera: leave one camera out (``data`` must be a folder of camera folders): unit ``k`` is
+            ``OUT/camera-<name>`` for the k-th camera in sorted order, trained (and pretrained) on all
+            other cameras; ``folds`` must then be None or the number of cameras.
 
     Returns:
         The content of ``cv_metrics.json``: pooled ``mean, median, trimean, best25, worst25, max, n`` (degrees)
         plus ``folds``, ``epochs``, ``train_seconds``, ``images_per_second`` (training throughput, images
-        times epochs over training time) and ``per_fold`` (``{"0": stats, ...}``).
+        times epochs over training time) and ``per_fold`` (``{"0": stats, ...}``); with ``by_camera`` also
+        ``split_by`` (``"camera"``), ``cameras``, ``per_camera`` (``{name: stats}``) and
+        ``mean_over_cameras``.
 
     Raises:
-        DataError: the folder or its ground truth is invalid, or its ``folds.csv`` has a single fold.
+        DataError: the folder or its ground truth is invalid, or its ``folds.csv`` has a single fold, or
+            (``by_camera``) it is not a folder of at least 2 camera folders.
         ConfigError: ``cfg`` is not an illuminant config, ``folds`` is below 2 or above the number of
-            images, or ``out`` holds folds of another experiment.
+            images (or, ``by_camera``, not the number of cameras), or ``out`` holds folds of another
+            experiment.
     """
-    from tinct.constancy.layouts import fold_ids, open_constancy
+    from tinct.constancy.layouts import camera_ids, fold_ids, open_constancy
 
     if cfg.task != "illuminant":
         raise ConfigError(f"crossval scores illuminant estimators; got a {cfg.task!r} config")
     d = cfg.data
     source = open_constancy(data, d.layout, d.black_level, d.saturation)
-    ids = fold_ids(source, folds, d.split_seed)
+    ids = camera_ids(source, folds) if by_camera else fold_ids(source, folds, d.split_seed)
     k_folds = int(ids.max()) + 1
     if out is None:
         out = Path(cfg.output_dir) / f"{cfg.name}-cv-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out = Path(out)
     pre_root = Path(pretrain_out) if pretrain_out is not None else None
     units = []
+    cameras = source.cameras if by_camera else []
     for k in range(k_folds):
+        camera = cameras[k] if by_camera else None
+        key = f"camera-{camera}" if by_camera else f"fold{k}"
+        split = {"data.split_by": "camera"} if by_camera else {}
         pre_dir = None
         pre_cfg = None
-        fold_updates = dict(updates or {})
+        fold_updates = {**split, **(updates or {})}
+        if by_camera:
+            fold_updates["name"] = f"{cfg.name}-{key}"
         if pretrain_cfg is not None:
-            pre_cfg = fold_config(pretrain_cfg, data, k, k_folds)
-            pre_dir = pre_root / f"fold{k}" if pre_root is not None else out / f"fold{k}" / "pretrain"
+            pre_updates = {**split, "name": f"{pretrain_cfg.name}-{key}"} if by_camera else None
+            pre_cfg = fold_config(pretrain_cfg, data, k, k_folds, pre_updates)
+            pre_dir = pre_root / key if pre_root is not None else out / key / "pretrain"
             fold_updates.update(_init_from(pre_dir))
         units.append(
             _Unit(
-                key=f"fold{k}",
+                key=key,
                 fold=k,
                 cfg=fold_config(cfg, data, k, k_folds, fold_updates),
                 pretrain_cfg=pre_cfg,
                 pretrain_dir=pre_dir,
                 expected=np.flatnonzero(ids == k),
                 n_train=int((ids != k).sum()),
+                camera=camera,
             )
         )
     return _run_units(units, out, progress, cfg.name, figures)
+
+
+def mean_over(stats: Any) -> dict[str, float]:
+    """Each of ``mean, median, trimean, best25, worst25`` averaged over a collection of statistics (the
+    usual multi-camera summary: NUS-8 papers report the mean over cameras of each camera's figure).
+
+    Example:
+        >>> mean_over([{"mean": 2.0, "median": 1.0}, {"mean": 4.0, "median": 2.0}])
+        {'mean': 3.0, 'median': 1.5}
+    """
+    rows = list(stats)
+    keys = [s for s in ("mean", "median", "trimean", "best25", "worst25") if all(s in r for r in rows)]
+    return {s: float(np.mean([float(r[s]) for r in rows])) for s in keys}
 
 
 def holdout(
