@@ -1,4 +1,5 @@
-"""Classical colour-constancy baselines on a dataset: tune each method's grid, evaluate, write the table.
+"""Colour-constancy baselines on a dataset: the classical methods (each tuned on its grid) and FFCC (trained),
+evaluated with the same protocol, written as one table.
 
 The protocol follows FC4 and CLCC: with ``folds=K``, K-fold cross-validation (each method is tuned on the
 other folds and evaluated on the held-out one), and the held-out errors of all folds are POOLED before the
@@ -7,7 +8,9 @@ folder's ``folds.csv``, else 3 seeded random folds.
 
 Every image is decoded once, at full resolution as stored. Each method's estimates at every grid point
 are computed in that single pass (the derivative maps are shared by all ``p``), so tuning and evaluation
-afterwards are array lookups and no image needs to stay in memory.
+afterwards are array lookups and no image needs to stay in memory. FFCC (:mod:`tinct.constancy.ffcc`, method
+name ``ffcc``) is trained per fold on the training folds only (seconds each), on ``64 x 64`` area-averaged
+thumbnails of the same decoded images, with the regulariser weights of ``configs/constancy/ffcc.yaml``.
 
 An image on which a method has no estimate (no usable pixel, no response; see
 :func:`tinct.constancy.classical.general_gray_world`) has a NaN angular error, never 0. Tuning skips grid
@@ -47,6 +50,8 @@ from tinct.core.progress import track
 from tinct.engine.statistics import STAT_NAMES, error_statistics
 
 __all__ = [
+    "BASELINE_METHODS",
+    "LEARNED_METHODS",
     "evaluate_baselines",
     "format_table",
     "grid_estimates",
@@ -54,6 +59,72 @@ __all__ = [
     "throughput",
     "tune",
 ]
+
+
+LEARNED_METHODS = {"ffcc": "FFCC (Barron & Tsai 2017)"}
+"""Baselines that are trained on the training folds rather than tuned on a grid: name -> table label."""
+
+BASELINE_METHODS = (*CLASSICAL_METHODS, *LEARNED_METHODS)
+"""Every method ``tinct baselines constancy`` runs by default, in table order."""
+
+FFCC_SIZE = 64
+"""Side of the thumbnails FFCC is trained and evaluated on."""
+
+
+def _check_method(name: str) -> str:
+    from tinct.core.checks import check_choice
+
+    check_choice(name, BASELINE_METHODS, "colour-constancy baseline")
+    return name
+
+
+def _ffcc_heldout(
+    thumbs: Tensor,
+    masks: Tensor,
+    truth: Tensor,
+    protocol: dict[str, Any],
+    groups: np.ndarray,
+    images: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], list[str], float, np.ndarray]:
+    """FFCC trained on each fold's training images, evaluated on its held-out images: (index, errors,
+    per-fold record, failures, training seconds, per-image uncertainty in degrees)."""
+    from tinct.constancy.task import FFCCConfig
+
+    splits = [(groups == 0, groups == 1, "test")] if protocol["kind"] == "train_test" else []
+    splits = splits or [(groups != f, groups == f, int(f)) for f in np.unique(groups)]
+    index, held_out, record, failures, spread = [], [], [], [], []
+    seconds = 0.0
+    settings = FFCCConfig()
+    for train, test, name in splits:
+        tr, te = torch.from_numpy(np.flatnonzero(train)), torch.from_numpy(np.flatnonzero(test))
+        start = time.perf_counter()
+        model = settings.build().fit(thumbs[tr], masks[tr], truth[tr])
+        seconds += time.perf_counter() - start
+        with torch.no_grad():
+            est = model.estimate(thumbs[te], masks[te])
+        errors = angular_error(est.rgb, truth[te], dim=-1).double().numpy()
+        rows = te.numpy()
+        missing = rows[~np.isfinite(errors)]
+        if len(missing):
+            failures.append(
+                f"fold {name}: {len(missing)} of {len(rows)} held-out images have no estimate "
+                f"({some_of([images[i] for i in missing])})"
+            )
+        index.append(rows)
+        held_out.append(errors)
+        spread.append(est.uncertainty.double().numpy())
+        record.append(
+            {"fold": name, "n_train": int(train.sum()), "n_test": int(test.sum()),
+             "train_seconds": round(time.perf_counter() - start, 3)}
+        )  # fmt: skip
+    return (
+        np.concatenate(index),
+        np.concatenate(held_out),
+        record,
+        failures,
+        seconds,
+        np.concatenate(spread),
+    )
 
 
 def grid_estimates(
@@ -263,20 +334,29 @@ def evaluate_baselines(
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
     """:func:`run_baselines` on an opened ``ConstancySource`` (see :mod:`tinct.constancy.layouts`)."""
-    names = [classical_method(m).name for m in (methods or list(CLASSICAL_METHODS))]
+    from tinct.constancy.folder import thumbnail_and_mask
+
+    wanted = [_check_method(m) for m in (methods or list(BASELINE_METHODS))]
+    names = [m for m in wanted if m in CLASSICAL_METHODS]
+    learned = [m for m in wanted if m in LEARNED_METHODS]
     protocol, groups = _protocol(source, folds, seed)
     n = len(source)
     grids = {name: classical_method(name).grid_points() for name in names}
     estimates = {name: torch.empty(n, len(grids[name]), 3) for name in names}
     seconds = dict.fromkeys(names, 0.0)
     truth = torch.empty(n, 3)
+    thumbs = torch.empty(n, 3, FFCC_SIZE, FFCC_SIZE) if learned else None
+    empty = torch.empty(n, 1, FFCC_SIZE, FFCC_SIZE, dtype=torch.bool) if learned else None
     load_seconds, unusable = 0.0, 0
-    for i in track(range(n), f"{len(names)} classical methods", total=n, enabled=progress):
+    what = f"{len(names)} classical methods" + (" and FFCC's thumbnails" if learned else "")
+    for i in track(range(n), what, total=n, enabled=progress):
         start = time.perf_counter()
         image, mask = source.load(i)
         load_seconds += time.perf_counter() - start
         truth[i] = source.illuminant(i)
         unusable += int(bool(mask.all()))
+        if thumbs is not None and empty is not None:
+            thumbs[i], empty[i] = thumbnail_and_mask(image, mask, FFCC_SIZE)
         for name in names:
             start = time.perf_counter()
             estimates[name][i] = grid_estimates(name, [image], [mask])[1][0]
@@ -311,13 +391,37 @@ def evaluate_baselines(
             "images_per_s": n / seconds[name] if seconds[name] > 0 else None,
             "per_image": {"image": [images[j] for j in index], "error": errors.tolist()},
         }
+    for name in learned:
+        assert thumbs is not None and empty is not None
+        index, errors, record, failures, fit_seconds, spread = _ffcc_heldout(
+            thumbs, empty, truth, protocol, groups, images
+        )
+        if failures:
+            failed[name] = failures
+            continue
+        full = error_statistics(errors)
+        stats[name] = {key: full[key] for key in STAT_NAMES}
+        details["methods"][name] = {
+            **stats[name],
+            "n": full["n"],
+            "max": full["max"],
+            "folds": record,
+            "train_seconds": round(fit_seconds, 3),
+            "thumbnail_size": FFCC_SIZE,
+            "per_image": {
+                "image": [images[j] for j in index],
+                "error": errors.tolist(),
+                "uncertainty": spread.tolist(),
+            },
+        }
+    stats = {name: stats[name] for name in wanted if name in stats}  # table order
     folder = Path.cwd() if out is None else Path(out)
     if failed:
         details["failed"] = failed
         atomic_write_json(folder / "baselines_details.json", details)
         lines = [f"  {name}: {'; '.join(f)}" for name, f in failed.items()]
         raise DataError(
-            f"{source.root}: {len(failed)} of {len(names)} classical methods have no estimate for some images "
+            f"{source.root}: {len(failed)} of {len(wanted)} methods have no estimate for some images "
             "(angular error NaN: no usable pixel, or no response), so no table is written; the other "
             f"methods' results are in {folder / 'baselines_details.json'}. Drop those images or those "
             "methods (methods=...):\n" + "\n".join(lines)
@@ -346,7 +450,7 @@ def run_baselines(
             ``folds.csv``, else 3 seeded random folds.
         out: output folder (created); default the current directory.
         layout, black_level, saturation: passed to ``open_constancy``.
-        methods: names from :data:`~tinct.constancy.classical.CLASSICAL_METHODS`; default all.
+        methods: names from :data:`BASELINE_METHODS` (the classical methods and ``ffcc``); default all.
         seed: seed of random folds.
         progress: show a progress bar.
 
@@ -363,7 +467,7 @@ def run_baselines(
         UnknownNameError: unknown method or layout.
     """
     for m in methods or ():
-        classical_method(m)
+        _check_method(m)
     source = open_constancy(root, layout=layout, black_level=black_level, saturation=saturation)
     return evaluate_baselines(source, folds=folds, out=out, methods=methods, seed=seed, progress=progress)
 
@@ -371,11 +475,13 @@ def run_baselines(
 def format_table(stats: dict[str, dict[str, float]]) -> Table:
     """A ``rich.table.Table`` of the statistics: one row per method, Mean | Median | Trimean | Best25 |
     Worst25 in degrees with 2 decimals."""
-    table = Table(title="Classical baselines (angular error, degrees)")
+    table = Table(title="Baselines (angular error, degrees)")
     table.add_column("Method")
     for header in ("Mean", "Median", "Trimean", "Best25", "Worst25"):
         table.add_column(header, justify="right")
     for name, s in stats.items():
-        label = CLASSICAL_METHODS[name].label if name in CLASSICAL_METHODS else name
+        label = (
+            CLASSICAL_METHODS[name].label if name in CLASSICAL_METHODS else LEARNED_METHODS.get(name, name)
+        )
         table.add_row(label, *(f"{s[key]:.2f}" for key in STAT_NAMES))
     return table

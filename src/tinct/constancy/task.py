@@ -26,6 +26,7 @@ from tinct.nn.heads import ConfidencePoolingHead, PooledRegressionHead
 
 __all__ = [
     "AugmentConfig",
+    "FFCCConfig",
     "IlluminantConfig",
     "IlluminantDataConfig",
     "IlluminantDataModule",
@@ -122,8 +123,42 @@ class IlluminantDataConfig(StrictModel):
         )
 
 
+class FFCCConfig(StrictModel):
+    """FFCC's settings (see :class:`tinct.constancy.ffcc.FFCC`): the torus, the regularisers and L-BFGS.
+
+    Trained by ``tinct train`` as the paper does: full-batch L-BFGS (``data.batch_size`` at least the
+    training set), ``iters`` iterations per epoch, the first ``convex_epochs`` on the convex cross-entropy,
+    the rest on the von Mises likelihood. The defaults were chosen on validation splits inside Cube+'s
+    training folds (``configs/constancy/ffcc.yaml`` says how).
+    """
+
+    bins: int = Field(64, ge=4)
+    bin_size: float = Field(1.0 / 32.0, gt=0)
+    channels: int = Field(2, ge=1, le=3)
+    filter_tv: float = Field(1e-7, ge=0)
+    filter_l2: float = Field(1e-8, gt=0)
+    bias_tv: float = Field(1e-6, ge=0)
+    bias_l2: float = Field(1e-8, gt=0)
+    min_intensity: float = Field(1e-3, ge=0, lt=1)
+    iters: int = Field(30, ge=1)
+    convex_epochs: int = Field(1, ge=0)
+
+    def build(self) -> Any:
+        """The :class:`~tinct.constancy.ffcc.FFCC` module of these settings."""
+        from tinct.constancy.ffcc import FFCC
+
+        return FFCC(
+            bins=self.bins, bin_size=self.bin_size, channels=self.channels, filter_tv=self.filter_tv,
+            filter_l2=self.filter_l2, bias_tv=self.bias_tv, bias_l2=self.bias_l2,
+            min_intensity=self.min_intensity,
+        )  # fmt: skip
+
+
 class IlluminantModelConfig(StrictModel):
     """Network of the illuminant task.
+
+    ``estimator``: ``cnn`` (a backbone and a head, the fields below) or ``ffcc`` (Fast Fourier Color
+    Constancy, settings in ``ffcc``; the backbone fields and ``input_space`` are not used).
 
     ``head``: ``regression`` (global pooling + MLP) or ``fc4`` (confidence-weighted pooling). ``init``: a
     run directory or checkpoint (of an ``illuminant_embedding`` or ``illuminant`` run) whose backbone
@@ -133,6 +168,8 @@ class IlluminantModelConfig(StrictModel):
     ``weights_partial: true``, which loads what matches and warns about the rest.
     """
 
+    estimator: Literal["cnn", "ffcc"] = "cnn"
+    ffcc: FFCCConfig = FFCCConfig()
     backbone: BackboneName = "small_cnn"
     width: int = Field(16, ge=1)
     depth: int = Field(4, ge=1)
@@ -147,6 +184,10 @@ class IlluminantModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> IlluminantModelConfig:
+        if self.estimator == "ffcc" and (self.init or self.freeze or self.weights):
+            raise ValueError(
+                "model.estimator 'ffcc' has no backbone: model.init / freeze / weights do not apply"
+            )
         if self.freeze and not (self.init or self.weights):
             raise ValueError(
                 "model.freeze needs model.init (or model.weights): a frozen random backbone is useless"
@@ -354,6 +395,9 @@ class IlluminantTask(Task):
     def __init__(self, cfg: IlluminantConfig) -> None:
         super().__init__(cfg)
         m = cfg.model
+        if m.estimator == "ffcc":
+            self.ffcc = m.ffcc.build()
+            return
         self.backbone = build_backbone(m)
         n = self.backbone.num_features
         self.head: nn.Module = (
@@ -364,12 +408,37 @@ class IlluminantTask(Task):
         if m.freeze:
             self.backbone.requires_grad_(False)
 
+    @property
+    def is_ffcc(self) -> bool:
+        """True for an FFCC estimator (``model.estimator: ffcc``), False for a CNN."""
+        return self.cfg.model.estimator == "ffcc"
+
     def setup(self, stage: str) -> None:
         # Loaded here, not in __init__: Lightning restores a resumed run's own weights after setup().
+        if stage == "fit" and self.is_ffcc:
+            dm = self.trainer.datamodule if self._trainer is not None else None  # type: ignore[union-attr]
+            illuminants = getattr(dm, "train_illuminants", None)
+            if illuminants is not None:  # a resumed run's own torus is restored after this
+                self.ffcc.center_on(illuminants)
+            return
         if stage == "fit" and self.cfg.model.init:
             self.backbone.load_state_dict(load_backbone_state(self.cfg.model.init, self.cfg.model))
 
+    def configure_optimizers(self) -> Any:
+        if not self.is_ffcc:
+            return super().configure_optimizers()
+        return torch.optim.LBFGS(
+            self.ffcc.parameters(), lr=1.0, max_iter=self.cfg.model.ffcc.iters, history_size=20,
+            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12,
+        )  # fmt: skip
+
+    def on_train_epoch_end(self) -> None:
+        self._ffcc_cache = None  # do not keep a batch alive between epochs
+
     def on_train_epoch_start(self) -> None:
+        if self.is_ffcc and self.current_epoch == self.cfg.model.ffcc.convex_epochs:
+            for opt in self.trainer.optimizers:  # the loss changes: the curvature history no longer holds
+                opt.state.clear()
         if self.cfg.model.freeze:
             self.backbone.eval()  # keep BatchNorm running statistics frozen too
 
@@ -393,6 +462,8 @@ class IlluminantTask(Task):
         return preprocess_input(image, mask, self.cfg.model.input_space)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        if self.is_ffcc:
+            raise ConfigError("an FFCC model has no backbone features")
         return self.backbone.forward_features(x)
 
     def forward_head(self, features: Tensor) -> Tensor:
@@ -403,11 +474,32 @@ class IlluminantTask(Task):
         return F.normalize(rgb, dim=-1, eps=1e-12)
 
     def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        if self.is_ffcc:
+            return self.ffcc(image, mask)
         return self.forward_head(self.forward_features(self.preprocess(image, mask)))
 
     def step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         from tinct.color.illuminant import angular_error
 
+        if self.is_ffcc and self.training:
+            # FFCC trains on its own objective (convex, then von Mises; plus its regularisers); the angular
+            # errors are logged beside it. L-BFGS evaluates the same batch many times: its histograms are
+            # computed once (the cache holds the batch's tensor, so its identity cannot be reused).
+            image, mask = batch["image"], batch.get("mask")
+            cache = getattr(self, "_ffcc_cache", None)
+            if cache is None or cache[0] is not image:
+                with torch.no_grad():
+                    hist = self.ffcc.histograms(image, mask)
+                    cache = (image, hist, torch.fft.rfft2(hist), self.ffcc.gray_world_uv(image, mask))
+                self._ffcc_cache = cache
+            _, hist, spectrum, gw = cache
+            kind = "convex" if self.current_epoch < self.cfg.model.ffcc.convex_epochs else "von_mises"
+            loss = self.ffcc.loss_from_histograms(hist, batch["illuminant"], kind, spectrum)
+            loss = loss + self.ffcc.regulariser()
+            with torch.no_grad():
+                pred = self.ffcc.estimate_from(hist, gw, spectrum).rgb
+                errors = angular_error(pred, batch["illuminant"], dim=-1)
+            return {"loss": loss, "output": pred, "errors": errors}
         pred = self(batch["image"], batch.get("mask"))
         errors = angular_error(pred, batch["illuminant"], dim=-1)
         return {"loss": errors.mean(), "output": pred, "errors": errors}
