@@ -63,7 +63,7 @@ def test_unknown_camera_lists_choices(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_study_on_a_folder_with_the_shipped_configs(synth: Path, tmp_path: Path) -> None:
-    configs = Path(__file__).resolve().parents[2] / "configs" / "constancy"
+    # no --config: the sweep file's base (thumbnails_cnn.yaml); --set wins over the sweep file's budget
     tiny = [
         "trainer.max_epochs=1",
         "data.size=16",
@@ -72,14 +72,19 @@ def test_study_on_a_folder_with_the_shipped_configs(synth: Path, tmp_path: Path)
         f"output_dir={tmp_path}",
     ]
     args = ["study", "constancy", "--data", str(synth), "--folds", "2", "--out", str(tmp_path / "study"),
-            "--config", str(configs / "thumbnails.yaml"), "--pretrain-epochs", "1", "--no-baselines"]  # fmt: skip
+            "--pretrain-epochs", "1", "--no-baselines"]  # fmt: skip
     for o in tiny:
         args += ["--set", o]
     assert main(args) == 0
     lines = [x for x in (tmp_path / "study" / "study.md").read_text().splitlines() if x.startswith("|")]
-    assert lines[0] == "| Type | Epochs | Mean | Median | Trimean | Worst25 | Best25 |"
+    assert (
+        lines[0] == "| Type | Epochs | Mean | Median | Trimean | Worst25 | Best25 | Seed mean | Seed median |"
+    )
     assert len(lines) == 2 + 6
     assert (tmp_path / "study" / "figures" / "error_cdf.png").is_file()
+    saved = json.loads((tmp_path / "study" / "study.json").read_text())
+    assert saved["base_config"]["name"] == "thumbnails-cnn" and saved["base_config"]["model"]["width"] == 4
+    assert {v["epochs"] for v in saved["variants"].values()} == {1}
 
 
 def test_parser_camera_names_match_the_spectral_data() -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from tinct.constancy.crossval import read_errors
 from tinct.constancy.study import (
+    SEED_REFERENCE,
     STUDY_COLUMNS,
     VARIANTS,
     Variant,
@@ -52,7 +53,9 @@ def synthetic_study(tmp_path_factory: pytest.TempPathFactory):
         mp.setattr(
             importlib.import_module("tinct.engine.train"), "plot_learning_curves", lambda *a, **k: None
         )  # a second per run
-        table = study_constancy(tmp / "out", base_config=base, progress=False, baselines=False)
+        table = study_constancy(
+            tmp / "out", base_config=base, pretrain_epochs=1, progress=False, baselines=False
+        )
     return tmp / "out", base, table, calls
 
 
@@ -79,9 +82,26 @@ def test_table_has_the_seed_columns_and_six_rows(synthetic_study) -> None:
     assert tuple(saved.columns) == STUDY_COLUMNS
     pd.testing.assert_frame_equal(saved, table, check_dtype=False)
     md = (out / "study.md").read_text()
-    assert "| Type | Epochs | Mean | Median | Trimean | Worst25 | Best25 |" in md
+    assert "| Type | Epochs | Mean | Median | Trimean | Worst25 | Best25 | Seed mean | Seed median |" in md
     for f in ("error_cdf.png", "curves.png"):
         assert (out / "figures" / f).stat().st_size > 1000
+
+
+def test_seed_figures_sit_beside_their_rows(synthetic_study) -> None:
+    # the seed study's best GoogLeNet on log input and its best contrastive model (regime not given: both
+    # log contrastive rows); the seed gives nothing for linear input
+    out, base, table, _ = synthetic_study
+    seed = table.set_index("Type")[["Seed mean", "Seed median"]]
+    assert tuple(seed.loc["log, supervised"]) == (1.42, 0.87)
+    assert tuple(seed.loc["log, contrastive + frozen"]) == (1.99, 1.59)
+    assert tuple(seed.loc["log, contrastive + full"]) == (1.99, 1.59)
+    assert seed.loc[[v.name for v in VARIANTS if v.input_space == "linear"]].isna().all().all()
+    assert set(SEED_REFERENCE) <= {v.name for v in VARIANTS}
+    md = (out / "study.md").read_text()
+    assert md.count("| - | - |") == 3  # the linear rows
+    assert "| 1.42 | 0.87 |" in md
+    size = f"{base.data.size} x {base.data.size} thumbnails"  # 64 x 64 in the recipe
+    assert "SimpleCube++" in md and "full-resolution" in md and size in md  # not like-for-like
 
 
 def test_numbers_are_each_variants_pooled_statistics(synthetic_study) -> None:
@@ -122,14 +142,17 @@ def test_rerun_skips_finished_variants(synthetic_study, monkeypatch) -> None:
     pd.testing.assert_frame_equal(again, table)
 
 
-def test_classical_rows_score_the_same_test_images(synthetic_study) -> None:
+def test_classical_and_ffcc_rows_score_the_same_test_images(synthetic_study) -> None:
     from tinct.constancy.classical import CLASSICAL_METHODS
 
     out, base, _, _ = synthetic_study
     table = study_constancy(out, base_config=base, progress=False)  # variants done: only the baselines run
     classical = table.iloc[len(VARIANTS) :]
-    assert classical["Type"].tolist() == [m.label for m in CLASSICAL_METHODS.values()]
+    assert classical["Type"].tolist() == [m.label for m in CLASSICAL_METHODS.values()] + [
+        "FFCC (Barron & Tsai 2017)"
+    ]
     assert (classical["Epochs"] == "-").all()
+    assert classical[["Seed mean", "Seed median"]].isna().all().all()
     stats = json.loads((out / "baselines" / "baselines.json").read_text())
     assert classical["Mean"].tolist() == [round(s["mean"], 2) for s in stats.values()]
     details = json.loads((out / "baselines" / "baselines_details.json").read_text())
@@ -158,7 +181,9 @@ def test_folder_data_runs_crossval_per_variant_with_shared_pretraining(tmp_path:
         return {**error_statistics(errors), "epochs": 1, "pretrain_epochs": 1}
 
     monkeypatch.setattr(study_mod, "crossval", fake_crossval)
-    table = study_constancy(tmp_path / "out", data, base_config=base, progress=False)
+    table = study_constancy(
+        tmp_path / "out", data, base_config=base, progress=False, overrides=["model.hidden=6"]
+    )
     assert table["Type"].tolist()[: len(VARIANTS)] == [v.name for v in VARIANTS]
     protocol = json.loads((tmp_path / "out" / "baselines" / "baselines_details.json").read_text())["protocol"]
     assert (protocol["folds"], protocol["fold_source"]) == (2, "folds.csv")  # the study's folds
@@ -168,6 +193,7 @@ def test_folder_data_runs_crossval_per_variant_with_shared_pretraining(tmp_path:
         assert folds == 2  # from folds.csv
         assert out == tmp_path / "out" / v.slug
         assert cfg.model.input_space == v.input_space and cfg.model.init is None
+        assert cfg.model.hidden == 6  # --set
         assert updates == {"model.freeze": v.training == "frozen"}
         if v.pretrained:
             assert pre.task == "illuminant_embedding" and pre.model.input_space == v.input_space
@@ -211,10 +237,65 @@ def test_the_study_takes_its_grid_and_pretraining_from_its_sweep_file() -> None:
 
     spec = load_sweep(find_shipped(DEFAULT_SWEEP), {"data.kind": "synthetic"})
     assert sweep_variants(spec) == list(VARIANTS)
+    assert spec.resolve(spec.base) == find_shipped(DEFAULT_BASE_CONFIG).resolve()  # thumbnails_cnn.yaml
+    assert spec.set["trainer.max_epochs"] == 100  # the CPU budget (arithmetic in the sweep file)
     base = load_base_config(None, ["data.kind=synthetic"], DEFAULT_BASE_CONFIG)
     ours, old = spec.pretrain_config(base).model_dump(), pretrain_config(base).model_dump()
     ours.pop("name"), old.pop("name")
-    assert ours == old  # the shipped stage is exactly the pretraining the study always derived
+    assert ours["trainer"].pop("max_epochs") == 50  # the stage's own budget; every other setting shared
+    old["trainer"].pop("max_epochs")
+    assert ours == old  # otherwise the shipped stage is exactly the pretraining the study always derived
+
+
+def test_study_configs_match_the_cnn_base() -> None:
+    # thumbnails_linear.yaml and contrastive_thumbnails.yaml claim to be twins of the study's CNN base
+    from tinct.core.config import read_yaml_file
+    from tinct.engine.experiments import find_shipped
+
+    def read(name: str) -> dict:
+        return read_yaml_file(find_shipped(f"configs/constancy/{name}"), "config")
+
+    cnn, linear, contrastive = (
+        read(n) for n in ("thumbnails_cnn.yaml", "thumbnails_linear.yaml", "contrastive_thumbnails.yaml")
+    )
+    assert cnn["model"]["backbone"] == "small_cnn"
+    assert {**linear, "name": cnn["name"], "model": {**linear["model"], "input_space": "log"}} == cnn
+    assert contrastive["data"] == cnn["data"]
+    for key in ("backbone", "width", "depth", "input_space"):
+        assert contrastive["model"][key] == cnn["model"][key]
+    assert contrastive["optim"] == cnn["optim"] and contrastive["seed"] == cnn["seed"]
+
+
+def test_set_reaches_the_sweep_base_the_variants_and_the_pretraining(tmp_path: Path, monkeypatch) -> None:
+    # the GPU recipe: tinct study constancy --data DIR --set model.backbone=googlenet --set trainer.accelerator=gpu
+    from test_crossval import make_folder
+
+    from tinct.constancy import study as study_mod
+    from tinct.engine.statistics import error_statistics
+
+    data = make_folder(tmp_path / "data", n=6, folds=[0, 1, 2] * 2)
+    seen = []
+
+    def fake_crossval(cfg, data_, folds, out, pretrain_cfg, progress, *, pretrain_out, updates, figures):
+        seen.append((cfg, pretrain_cfg))
+        Path(out).mkdir(parents=True)
+        pd.DataFrame({"error": [1.0, 2.0]}).to_csv(Path(out) / "cv_errors.csv", index=False)
+        return {**error_statistics([1.0, 2.0]), "epochs": 1, "pretrain_epochs": 1}
+
+    monkeypatch.setattr(study_mod, "crossval", fake_crossval)
+    monkeypatch.setattr(study_mod, "_figures", lambda *a, **k: None)
+    overrides = ["model.backbone=googlenet", "trainer.accelerator=gpu", "trainer.max_epochs=7"]
+    study_constancy(tmp_path / "out", data, overrides=overrides, progress=False, baselines=False)
+    assert len(seen) == len(VARIANTS)
+    for (cfg, pre), v in zip(seen, VARIANTS, strict=True):
+        assert cfg.name.startswith("thumbnails-cnn")  # the sweep file's base
+        assert (cfg.model.backbone, cfg.trainer.accelerator) == ("googlenet", "gpu")
+        assert cfg.trainer.max_epochs == 7  # --set wins over the sweep file's budget
+        if v.pretrained:
+            assert (pre.model.backbone, pre.trainer.accelerator) == ("googlenet", "gpu")
+            assert pre.trainer.max_epochs == 50  # the pretraining stage's budget
+    saved = json.loads((tmp_path / "out" / "study.json").read_text())
+    assert saved["base_config"]["model"]["backbone"] == "googlenet"
 
 
 def test_best_classical_curve_is_chosen_on_training_folds(tmp_path: Path, monkeypatch) -> None:
@@ -225,10 +306,11 @@ def test_best_classical_curve_is_chosen_on_training_folds(tmp_path: Path, monkey
     from tinct.constancy import plots
     from tinct.constancy import study as study_mod
 
-    held_out = {"gray_world": {"mean": 4.0}, "white_patch": {"mean": 3.0}}
+    held_out = {"gray_world": {"mean": 4.0}, "white_patch": {"mean": 3.0}, "ffcc": {"mean": 1.0}}
     folds = {
         "gray_world": [{"train_mean": 2.0, "n_train": 20}, {"train_mean": 2.2, "n_train": 20}],
         "white_patch": [{"train_mean": 2.5, "n_train": 20}, {"train_mean": 2.9, "n_train": 20}],
+        "ffcc": [{"n_train": 20, "n_test": 20}, {"n_train": 20, "n_test": 20}],  # trained: no grid error
     }
     details = {"methods": {m: {**held_out[m], "folds": f} for m, f in folds.items()}}
     (tmp_path / "baselines").mkdir()
@@ -238,4 +320,9 @@ def test_best_classical_curve_is_chosen_on_training_folds(tmp_path: Path, monkey
     monkeypatch.setattr(plots, "plot_error_cdf", lambda e, *a, **k: shown.setdefault("cdf", list(e)))
     monkeypatch.setattr(plots, "plot_fold_curves", lambda *a, **k: None)
     study_mod._figures(tmp_path, [], held_out, errors, None)
-    assert len(shown["cdf"]) == 1 and shown["cdf"][0].startswith(study_mod._classical_name("gray_world"))
+    assert (
+        study_mod.best_classical(tmp_path / "baselines" / "baselines_details.json", held_out) == "gray_world"
+    )
+    # FFCC is drawn as itself, never as the "best classical" method
+    assert len(shown["cdf"]) == 2 and shown["cdf"][0] == "FFCC (Barron & Tsai 2017)"
+    assert shown["cdf"][1].startswith(study_mod._classical_name("gray_world"))

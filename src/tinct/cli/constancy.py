@@ -112,11 +112,15 @@ def add_parsers(sub: Any) -> tuple[Any, Any]:
     ssub = st.add_subparsers(dest="study_task", required=True, metavar="TASK")
     sc = ssub.add_parser(
         "constancy",
-        help="linear vs log input x {supervised, contrastive + frozen, contrastive + full} + classical rows",
+        help="linear vs log input x {supervised, contrastive + frozen, contrastive + full} + FFCC and classical "
+        "rows",
         description="Without --data: the physically based synthetic dataset (generated on first use) and "
         "its test split; with --data: k-fold cross-validation. Writes study.md / study.csv (Type | Epochs | "
-        "Mean | Median | Trimean | Worst25 | Best25), figures/curves.png and figures/error_cdf.png. Rerun "
-        "with the same --out to resume.",
+        "Mean | Median | Trimean | Worst25 | Best25 | Seed mean | Seed median; the seed study's figures "
+        "for reference), figures/curves.png and figures/error_cdf.png. Rerun with the same --out to resume. "
+        "CPU recipe: --data ../shared/data/constancy/cube_plus_64 --out runs/study-cube (budgeted for at "
+        "most 2.5 h on 2 cores); GPU recipe: add --set model.backbone=googlenet (or mobilenet_v2) --set "
+        "trainer.accelerator=gpu.",
     )
     sc.add_argument("--data", help="dataset folder (default: the synthetic dataset)")
     sc.add_argument("--folds", type=int, help="number of folds for a folder (default: folds.csv, else 3)")
@@ -129,16 +133,26 @@ def add_parsers(sub: Any) -> tuple[Any, Any]:
         help="sweep file of the variants and the pretraining stage (default: configs/constancy/study.sweep.yaml)",
     )
     sc.add_argument(
-        "--config", help="base illuminant YAML (default: the sweep file's, configs/constancy/thumbnails.yaml)"
+        "--config",
+        help="base illuminant YAML (default: the sweep file's, configs/constancy/thumbnails_cnn.yaml, with the "
+        "sweep file's epoch budget)",
     )
     sc.add_argument(
         "--pretrain",
         help="contrastive pretraining YAML (default: the sweep file's stage, configs/constancy/thumbnails_pretrain.yaml)",
     )
-    sc.add_argument("--epochs", type=int, help="training epochs of every variant")
-    sc.add_argument("--pretrain-epochs", type=int, help="epochs of contrastive pretraining")
-    sc.add_argument("--no-baselines", action="store_true", help="skip the classical reference rows")
-    sc.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sc.add_argument("--epochs", type=int, help="training epochs of every variant (default: the sweep file's)")
+    sc.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        help="epochs of contrastive pretraining (default: the pretraining config's)",
+    )
+    sc.add_argument("--no-baselines", action="store_true", help="skip the FFCC and classical reference rows")
+    sc.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a value of the base config before the variants are made (after the sweep file's set), "
+        "e.g. model.backbone=googlenet",
+    )  # fmt: skip
     return dsub, ssub
 
 
@@ -220,6 +234,6 @@ def run(args: argparse.Namespace) -> int:
         pretrain_epochs=args.pretrain_epochs, overrides=args.overrides, progress=True,
         pretrain=args.pretrain, baselines=not args.no_baselines, sweep=args.sweep,
     )  # fmt: skip
-    print(table.to_string(index=False))
+    print(table.to_string(index=False, na_rep="-"))
     print(f"tinct study constancy: table, figures and runs in {args.out}")
     return 0
