@@ -1,8 +1,10 @@
 """k-fold cross-validation of an illuminant estimator on a colour-constancy folder: ``tinct crossval``.
 
 Each fold trains on all other folds for a fixed budget and is scored on its held-out fold with its **last**
-checkpoint. The held-out fold doubles as the validation set only to draw curves: picking the best epoch
-on it would let the test images choose the model and report an optimistic number. Per-image errors of
+checkpoint. Validation is drawn from the training folds (``data.val_fraction``), so the held-out fold is
+seen only once, for the score; with ``val_fraction: 0`` the held-out fold doubles as the validation set,
+only to draw curves (picking the best epoch on it would let the test images choose the model). Per-image
+errors of
 all folds are pooled and summarised once with :func:`tinct.engine.statistics.error_statistics`.
 
 ```
@@ -13,7 +15,7 @@ OUT/
     pretrain/          contrastive pretraining on the same training folds (when asked for)
   cv_errors.csv        all folds' rows
   cv_metrics.json      mean, median, trimean, best25, worst25, max, n, folds, per_fold, epochs, ...
-  figures/curves.png   training and held-out curves of every fold
+  figures/curves.png   training and validation curves of every fold
   figures/error_cdf.png
 ```
 
@@ -294,6 +296,8 @@ def _figures(units: Sequence[_Unit], frames: Sequence[pd.DataFrame], out: Path, 
     val_label = "held-out fold" if units[0].expected is not None else "validation split"
     if units[0].camera is not None:
         val_label = "held-out camera"
+    if units[0].expected is not None and units[0].cfg.data.val_fraction > 0:
+        val_label = "validation (inside the training folds)"
     plot_fold_curves(
         {name: [out / u.key / "metrics.csv" for u in units]},
         out / "figures" / "curves.png",

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor, nn
 
 from tinct.core.config import ExperimentConfig, StrictModel
@@ -130,6 +130,11 @@ class FFCCConfig(StrictModel):
     training set), ``iters`` iterations per epoch, the first ``convex_epochs`` on the convex cross-entropy,
     the rest on the von Mises likelihood. The defaults were chosen on validation splits inside Cube+'s
     training folds (``configs/constancy/ffcc.yaml`` says how).
+
+    ``tune``: multipliers of all four regulariser weights, tried before training on the run's own
+    validation split (which must come from the training data: ``data.val_fraction > 0``); the one with
+    the lowest mean angular error is kept, so a small or unusual dataset gets its own regularisation (the
+    paper cross-validated its weights per dataset). Empty: no tuning.
     """
 
     bins: int = Field(64, ge=4)
@@ -142,6 +147,14 @@ class FFCCConfig(StrictModel):
     min_intensity: float = Field(1e-3, ge=0, lt=1)
     iters: int = Field(30, ge=1)
     convex_epochs: int = Field(1, ge=0)
+    tune: list[float] = Field(default_factory=list)
+
+    @field_validator("tune")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(not x > 0 for x in v):
+            raise ValueError(f"model.ffcc.tune holds multipliers of the regularisers, all > 0; got {v}")
+        return v
 
     def build(self) -> Any:
         """The :class:`~tinct.constancy.ffcc.FFCC` module of these settings."""
@@ -434,6 +447,55 @@ class IlluminantTask(Task):
 
     def on_train_epoch_end(self) -> None:
         self._ffcc_cache = None  # do not keep a batch alive between epochs
+
+    def on_fit_start(self) -> None:
+        if self.is_ffcc and self.cfg.model.ffcc.tune and not self.trainer.ckpt_path:
+            self.tune_ffcc()
+
+    def tune_ffcc(self) -> float:
+        """Choose the regularisers' multiplier of ``model.ffcc.tune`` on the validation split (see
+        :class:`FFCCConfig`) and set it on this model; returns the multiplier.
+
+        Raises:
+            ConfigError: the validation split is the test split (no validation data of its own).
+        """
+        from tinct.color.illuminant import angular_error
+
+        dm: Any = self.trainer.datamodule
+        split = getattr(dm, "split_indices", {})
+        if not split or not split.get("val") or split.get("val") == split.get("test"):
+            raise ConfigError(
+                "model.ffcc.tune chooses on a validation split of the training data, and this run has none "
+                "(its val set is its test set); set data.val_fraction > 0 or model.ffcc.tune: []"
+            )
+
+        def stack(ds: Any) -> tuple[Tensor, Tensor, Tensor]:
+            items = [ds[i] for i in range(len(ds))]
+            return tuple(torch.stack([b[k] for b in items]) for k in ("image", "mask", "illuminant"))  # type: ignore[return-value]
+
+        train, val = stack(dm.train_set), stack(dm.val_set)
+        f = self.cfg.model.ffcc
+        epochs = self.cfg.trainer.max_epochs
+        convex = f.iters * min(f.convex_epochs, epochs)
+        scores = {}
+        for scale in f.tune:
+            model = f.model_copy(
+                update={k: getattr(f, k) * scale for k in ("filter_tv", "filter_l2", "bias_tv", "bias_l2")}
+            ).build()
+            model.fit(*train, iters=f.iters * epochs - convex, convex_iters=convex)
+            with torch.no_grad():
+                scores[scale] = float(angular_error(model(val[0], val[1]), val[2], dim=-1).mean())
+        best = min(scores, key=lambda k: scores[k])
+        with torch.no_grad():
+            self.ffcc.regularisers.mul_(best)
+        self.ffcc_tuning = scores
+        print(
+            "FFCC regularisers x "
+            + ", ".join(f"{k:g}: {v:.3f}" for k, v in scores.items())
+            + f" degrees (validation mean); kept x {best:g}",
+            flush=True,
+        )
+        return best
 
     def on_train_epoch_start(self) -> None:
         if self.is_ffcc and self.current_epoch == self.cfg.model.ffcc.convex_epochs:
