@@ -14,6 +14,7 @@ Sections (each can be skipped):
 
 - ``classical``: images/s of every classical estimator at 648 x 432 (SimpleCube++ size), target >= 200.
 - ``backbones``: training throughput (images/s, forward + backward + AdamW step at 64 x 64, batch 16) of
+  the CNN recipe (``thumbnails_cnn.yaml``) with
   every backbone, with the small CNN as the in-process reference.
 - ``real`` (not run by default): 3-fold cross-validation of 64 x 64 thumbnails of any real dataset
   folder (``--real``; default the 30 INTEL-TAU IMX135 images) with the recipe, against every classical
@@ -74,7 +75,7 @@ def bench_backbones(steps: int) -> dict[str, Any]:
     y = torch.nn.functional.normalize(torch.rand(16, 3, generator=g) + 0.1, dim=-1)
     out: dict[str, Any] = {}
     for backbone in ("small_cnn", "squeezenet1_1", "mobilenet_v2", "googlenet", "resnet18"):
-        cfg = load_config(RECIPE, [f"model.backbone={backbone}", "data.root=."])
+        cfg = load_config(CNN_RECIPE, [f"model.backbone={backbone}", "data.root=."])
         task = IlluminantTask(cfg).train()
         opt = torch.optim.AdamW([p for p in task.parameters() if p.requires_grad], 1e-3)
         times = []

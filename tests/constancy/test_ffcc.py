@@ -291,3 +291,25 @@ def test_ffcc_config_refuses_backbone_fields() -> None:
 
     with pytest.raises(ValidationError, match="ffcc"):
         IlluminantModelConfig(estimator="ffcc", init="run")
+
+
+def test_recipe_tunes_regularisation_on_validation_only(tmp_path: Path) -> None:
+    from tinct.engine import load_config, train
+
+    root = _folder(tmp_path / "data", n=30)
+    config = Path(__file__).resolve().parents[2] / "configs" / "constancy" / "thumbnails.yaml"
+    common = [f"data.root={root}", "data.fold=0", f"output_dir={tmp_path}", "trainer.progress=none"]
+    with pytest.raises(ConfigError, match="validation split"):  # val would be the held-out fold
+        train(load_config(config, [*common, "data.val_fraction=0"]), verbose=False)
+    cfg = load_config(config, [*common, "data.val_fraction=0.3", "model.ffcc.tune=[1, 1000]"])
+    m = train(cfg, verbose=False)
+    assert np.isfinite(m["test/angular_mean"])
+    from tinct.engine.run_dir import RunDir, read_checkpoint
+
+    run = next(p for p in tmp_path.iterdir() if p.name.startswith("thumbnails"))
+    state = read_checkpoint(RunDir(run).checkpoint("last"))["state_dict"]
+    f = cfg.model.ffcc
+    base = torch.tensor([f.filter_tv, f.filter_l2, f.bias_tv, f.bias_l2])
+    ratio = state["ffcc.regularisers"] / base
+    assert torch.allclose(ratio, torch.full((4,), float(ratio[0])), rtol=1e-4)
+    assert float(ratio[0]) in (pytest.approx(1.0), pytest.approx(1000.0))
