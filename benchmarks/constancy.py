@@ -204,13 +204,14 @@ def bench_cube(data: Path, out: Path, cnn: bool) -> dict[str, Any]:
     )
     learned = recipe
     best_mean = classical[best]["mean"]
-    fold_s = _fold_seconds(recipe)
+    # wall time per fold: tuning (model.ffcc.tune), training and scoring, not only the training epochs
+    fold_s = [res["recipe"]["wall_seconds"] / max(recipe["folds"], 1)]
     targets = [
         ["learned mean <= 1.35", learned["mean"], _verdict(learned["mean"] <= 1.35)],
         ["learned median <= 0.80", learned["median"], _verdict(learned["median"] <= 0.80)],
         [f"learned mean / best classical ({best}, {best_mean:.2f}) <= 0.5", learned["mean"] / best_mean,
          _verdict(learned["mean"] / best_mean <= 0.5)],
-        ["recipe training per fold <= 900 s (max)", max(fold_s), _verdict(max(fold_s) <= 900)],
+        ["recipe per fold (tuning + training + scoring) <= 900 s", max(fold_s), _verdict(max(fold_s) <= 900)],
         ["FFCC training per fold <= 10 s (max)", max(res["ffcc_fold_seconds"]),
          _verdict(max(res["ffcc_fold_seconds"]) <= 10)],
     ]  # fmt: skip
@@ -319,6 +320,7 @@ def main() -> None:
         if name in args.only:
             if folder.is_dir():
                 result[name] = run()
+                write_results(args.out, {name: result[name]})  # a later section's crash loses nothing
             else:
                 print(f"skipping {name}: {folder} not found")
     if "real" in args.only:

@@ -302,14 +302,30 @@ def test_recipe_tunes_regularisation_on_validation_only(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="validation split"):  # val would be the held-out fold
         train(load_config(config, [*common, "data.val_fraction=0"]), verbose=False)
     cfg = load_config(config, [*common, "data.val_fraction=0.3", "model.ffcc.tune=[1, 1000]"])
-    m = train(cfg, verbose=False)
+    run = tmp_path / "run"
+    m = train(cfg, run_dir=run, verbose=False)
     assert np.isfinite(m["test/angular_mean"])
     from tinct.engine.run_dir import RunDir, read_checkpoint
 
-    run = next(p for p in tmp_path.iterdir() if p.name.startswith("thumbnails"))
     state = read_checkpoint(RunDir(run).checkpoint("last"))["state_dict"]
     f = cfg.model.ffcc
     base = torch.tensor([f.filter_tv, f.filter_l2, f.bias_tv, f.bias_l2])
     ratio = state["ffcc.regularisers"] / base
     assert torch.allclose(ratio, torch.full((4,), float(ratio[0])), rtol=1e-4)
     assert float(ratio[0]) in (pytest.approx(1.0), pytest.approx(1000.0))
+
+
+def test_crossval_does_not_reuse_finished_folds_of_another_experiment(tmp_path: Path) -> None:
+    from tinct.constancy.crossval import crossval
+    from tinct.engine import load_config
+
+    root = _folder(tmp_path / "data", n=12)
+    config = Path(__file__).resolve().parents[2] / "configs" / "constancy" / "ffcc.yaml"
+    common = [f"data.root={root}", "trainer.progress=none", f"output_dir={tmp_path}", "trainer.max_epochs=1"]
+    crossval(load_config(config, common), root, out=tmp_path / "cv", progress=False, figures=False)
+    again = crossval(load_config(config, common), root, out=tmp_path / "cv", progress=False, figures=False)
+    assert again["n"] == 12  # the same experiment: finished folds are read back
+    with pytest.raises(ConfigError, match="different model section"):
+        crossval(
+            load_config(config, [*common, "model.ffcc.channels=1"]), root, out=tmp_path / "cv", progress=False
+        )

@@ -52,7 +52,7 @@ import torch
 from tinct.core.atomic import atomic_write_json, atomic_write_text
 from tinct.core.config import ExperimentConfig
 from tinct.core.exceptions import ConfigError, TinctError, some_of
-from tinct.engine.experiments import ensure_trained, with_updates
+from tinct.engine.experiments import check_same_experiment, ensure_trained, with_updates
 from tinct.engine.statistics import error_statistics
 
 __all__ = [
@@ -211,6 +211,12 @@ def _run_unit(unit: _Unit, out: Path, progress: bool) -> tuple[pd.DataFrame, str
     fold_dir = out / unit.key
     errors_csv, info = fold_dir / "errors.csv", fold_dir / "heldout.json"
     if errors_csv.is_file():
+        from tinct.engine.run_dir import RunDir
+
+        # a finished fold of another experiment (an edited config, the same --out) is not reused
+        check_same_experiment(RunDir(fold_dir), unit.cfg)
+        if unit.pretrain_cfg is not None and unit.pretrain_dir is not None:
+            check_same_experiment(RunDir(unit.pretrain_dir), unit.pretrain_cfg)
         if unit.n_train is None and info.is_file():
             unit.n_train = json.loads(info.read_text()).get("n_train")
         return read_errors(errors_csv), "done before"

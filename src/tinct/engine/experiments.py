@@ -23,7 +23,14 @@ from tinct.engine.train import train
 if TYPE_CHECKING:
     from tinct.engine.sweep_spec import SweepSpec
 
-__all__ = ["ensure_trained", "find_shipped", "load_base_config", "load_study_sweep", "with_updates"]
+__all__ = [
+    "check_same_experiment",
+    "ensure_trained",
+    "find_shipped",
+    "load_base_config",
+    "load_study_sweep",
+    "with_updates",
+]
 
 # Sections that define what a run learns; a finished fold trained with other values is not reused.
 _IDENTITY = ("task", "seed", "data", "model", "optim")
@@ -35,7 +42,12 @@ def with_updates(cfg: ExperimentConfig, updates: Mapping[str, Any]) -> Experimen
     return config_from_dict(raw, source=f"{cfg.name} with {', '.join(updates)}")
 
 
-def _check_same_experiment(run: RunDir, cfg: ExperimentConfig) -> None:
+def check_same_experiment(run: RunDir, cfg: ExperimentConfig) -> None:
+    """Refuse a run folder that holds a run of another experiment (task, seed, data, model or optimiser).
+
+    Raises:
+        ConfigError: the folder's ``config.yaml`` differs from ``cfg`` in one of those sections.
+    """
     if not run.config_file.is_file():
         return
     from tinct.core.config import read_yaml_file
@@ -77,7 +89,7 @@ def ensure_trained(
         ConfigError: ``run_dir`` holds a run of another experiment (data, model, optimiser or seed differ).
     """
     run = RunDir(run_dir)
-    _check_same_experiment(run, cfg)
+    check_same_experiment(run, cfg)
     if run.metrics_json.is_file() and run.metrics().get("epochs", -1) >= cfg.trainer.max_epochs:
         return "done"
     resume = (run.checkpoints / "last.ckpt").is_file()
