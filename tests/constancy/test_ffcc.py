@@ -153,13 +153,37 @@ def test_ffcc_beats_gray_world_on_random_surface_scenes() -> None:
 
 def test_de_aliasing_picks_the_period_nearest_to_gray_world() -> None:
     g = torch.Generator().manual_seed(5)
-    light = torch.rand(120, 3, generator=g) * 0.4 + 0.4
-    images = light[:, :, None, None].expand(120, 3, 8, 8) * 0.8
-    model = FFCC(bins=32, bin_size=1 / 16, channels=1).fit(images, None, light)  # period 2 log units
-    far = uv_to_rgb(log_chroma(light[:1]) + torch.tensor([[2.0 + 0.1, 0.05]]))  # beyond one period
-    image = (far / far.amax())[:, :, None, None].expand(1, 3, 8, 8)
+    # training illuminants spanning 2.4 log units in u: more than the torus's period of 2
+    uv = torch.stack([torch.rand(160, generator=g) * 2.4 - 1.2, torch.rand(160, generator=g) * 0.4 - 0.2], 1)
+    light = uv_to_rgb(uv)
+    images = (light / light.amax(1, keepdim=True))[:, :, None, None].expand(160, 3, 8, 8) * 0.8
+    model = FFCC(bins=32, bin_size=1 / 16, channels=1).fit(images, None, light)
+    ends = uv_to_rgb(torch.tensor([[1.1, 0.0], [-1.1, 0.1]]))  # each aliases onto the other end's side
+    test = (ends / ends.amax(1, keepdim=True))[:, :, None, None].expand(2, 3, 8, 8) * 0.8
     with torch.no_grad():
-        assert angular_error(model(image), far, dim=-1).item() < 2.0
+        assert angular_error(model(test), ends, dim=-1).max().item() < 2.0
+
+
+def test_de_aliasing_keeps_the_training_range_when_gray_world_is_far_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = FFCC(bins=32, bin_size=1 / 16, channels=1)
+    true_uv = torch.tensor([[0.3, 0.2]])
+    cell = torch.floor((true_uv - model.origin) / model.bin_size).long()[0]
+
+    def peaked(hist: torch.Tensor, spectrum: torch.Tensor | None = None) -> torch.Tensor:
+        logits = torch.full((1, 32, 32), -50.0)
+        logits[0, cell[0], cell[1]] = 0.0
+        return logits
+
+    monkeypatch.setattr(model, "logits", peaked)
+    far_gray_world = true_uv + torch.tensor([[1.5, 0.0]])  # a scene of one dominant colour
+    hist = torch.zeros(1, 1, 32, 32)
+    # never centred (no training range): the paper's rule, the period nearest to Gray World
+    assert model.estimate_from(hist, far_gray_world).uv[0, 0].item() == pytest.approx(2.3, abs=0.05)
+    model.center_on(uv_to_rgb(torch.tensor([[-0.5, 0.0], [0.5, 0.3]])))  # trained on u in [-0.5, 0.5]
+    cell = torch.floor((true_uv - model.origin) / model.bin_size).long()[0]
+    assert model.estimate_from(hist, far_gray_world).uv[0, 0].item() == pytest.approx(0.3, abs=0.05)
 
 
 def test_uncertainty_is_larger_for_ambiguous_images() -> None:
