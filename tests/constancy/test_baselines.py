@@ -84,7 +84,7 @@ def test_run_baselines_end_to_end_cross_validation(tmp_path: Path) -> None:
     stats = run_baselines(root, out=tmp_path / "out", progress=False)
     written = json.loads((tmp_path / "out" / "baselines.json").read_text())
     assert written == stats
-    assert list(written) == list(CLASSICAL_METHODS)
+    assert list(written) == [*CLASSICAL_METHODS, "ffcc"]  # FFCC, trained per fold, after the classical rows
     for row in written.values():
         assert list(row) == list(STAT_NAMES) and all(math.isfinite(v) and v >= 0 for v in row.values())
     details = json.loads((tmp_path / "out" / "baselines_details.json").read_text())

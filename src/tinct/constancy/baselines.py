@@ -325,6 +325,22 @@ def _evaluate(
     return np.concatenate(index), np.concatenate(held_out), record, failures
 
 
+def _method_record(
+    errors: np.ndarray, folds: list[dict[str, Any]], per_image: dict[str, list[Any]], **extra: Any
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """A method's table statistics and its ``baselines_details.json`` entry."""
+    full = error_statistics(errors)
+    stats = {key: full[key] for key in STAT_NAMES}
+    return stats, {
+        **stats,
+        "n": full["n"],
+        "max": full["max"],
+        "folds": folds,
+        **extra,
+        "per_image": per_image,
+    }
+
+
 def evaluate_baselines(
     source: ConstancySource,
     folds: int | None = None,
@@ -380,17 +396,10 @@ def evaluate_baselines(
         if failures:
             failed[name] = failures
             continue
-        full = error_statistics(errors)
-        stats[name] = {key: full[key] for key in STAT_NAMES}
-        details["methods"][name] = {
-            **stats[name],
-            "n": full["n"],
-            "max": full["max"],
-            "folds": record,
-            "grid_points": len(grids[name]),
-            "images_per_s": n / seconds[name] if seconds[name] > 0 else None,
-            "per_image": {"image": [images[j] for j in index], "error": errors.tolist()},
-        }
+        stats[name], details["methods"][name] = _method_record(
+            errors, record, {"image": [images[j] for j in index], "error": errors.tolist()},
+            grid_points=len(grids[name]), images_per_s=n / seconds[name] if seconds[name] > 0 else None,
+        )  # fmt: skip
     for name in learned:
         assert thumbs is not None and empty is not None
         index, errors, record, failures, fit_seconds, spread = _ffcc_heldout(
@@ -399,21 +408,14 @@ def evaluate_baselines(
         if failures:
             failed[name] = failures
             continue
-        full = error_statistics(errors)
-        stats[name] = {key: full[key] for key in STAT_NAMES}
-        details["methods"][name] = {
-            **stats[name],
-            "n": full["n"],
-            "max": full["max"],
-            "folds": record,
-            "train_seconds": round(fit_seconds, 3),
-            "thumbnail_size": FFCC_SIZE,
-            "per_image": {
-                "image": [images[j] for j in index],
-                "error": errors.tolist(),
-                "uncertainty": spread.tolist(),
-            },
+        per_image = {
+            "image": [images[j] for j in index],
+            "error": errors.tolist(),
+            "uncertainty": spread.tolist(),
         }
+        stats[name], details["methods"][name] = _method_record(
+            errors, record, per_image, train_seconds=round(fit_seconds, 3), thumbnail_size=FFCC_SIZE
+        )
     stats = {name: stats[name] for name in wanted if name in stats}  # table order
     folder = Path.cwd() if out is None else Path(out)
     if failed:
