@@ -78,6 +78,13 @@ def _check_method(name: str) -> str:
     return name
 
 
+def _splits(protocol: dict[str, Any], groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, Any]]:
+    """``(train mask, test mask, name)`` of each evaluation: the official split, or one per fold."""
+    if protocol["kind"] == "train_test":
+        return [(groups == 0, groups == 1, "test")]
+    return [(groups != f, groups == f, int(f)) for f in np.unique(groups)]
+
+
 def _ffcc_heldout(
     thumbs: Tensor,
     masks: Tensor,
@@ -90,8 +97,7 @@ def _ffcc_heldout(
     per-fold record, failures, training seconds, per-image uncertainty in degrees)."""
     from tinct.constancy.task import FFCCConfig
 
-    splits = [(groups == 0, groups == 1, "test")] if protocol["kind"] == "train_test" else []
-    splits = splits or [(groups != f, groups == f, int(f)) for f in np.unique(groups)]
+    splits = _splits(protocol, groups)
     index, held_out, record, failures, spread = [], [], [], [], []
     seconds = 0.0
     settings = FFCCConfig()
@@ -288,8 +294,7 @@ def _evaluate(
     """Held-out errors after tuning on the rest: (evaluated image indices, their errors, per-fold record,
     failures). A failure names the fold, how many images have no estimate and which."""
     e = errors.double().numpy()
-    splits = [(groups == 0, groups == 1, "test")] if protocol["kind"] == "train_test" else []
-    splits = splits or [(groups != f, groups == f, int(f)) for f in np.unique(groups)]
+    splits = _splits(protocol, groups)
     index, held_out, record, failures = [], [], [], []
     for train, test, name in splits:
         train_mean = _grid_means(e[train])

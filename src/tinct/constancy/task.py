@@ -21,6 +21,8 @@ from torch import Tensor, nn
 from tinct.core.config import ExperimentConfig, StrictModel
 from tinct.core.exceptions import ConfigError, DataError, RunDirError
 from tinct.engine.task import TASKS, ReportColumn, ReportTable, SplitDataModule, Task
+from tinct.io.image import IMAGE_SUFFIXES
+from tinct.io.raw import RAW_SUFFIXES
 from tinct.nn.backbones import BackboneName, create_backbone
 from tinct.nn.heads import ConfidencePoolingHead, PooledRegressionHead
 
@@ -393,6 +395,7 @@ class IlluminantTask(Task):
 
     Config = IlluminantConfig
     monitor = "val/angular_mean"
+    input_suffixes = (*IMAGE_SUFFIXES, *RAW_SUFFIXES)  # camera raw files too (rawpy)
     monitor_mode = "min"
     error_name = "angular"
     report_table = ReportTable(
@@ -488,7 +491,6 @@ class IlluminantTask(Task):
         best = min(scores, key=lambda k: scores[k])
         with torch.no_grad():
             self.ffcc.regularisers.mul_(best)
-        self.ffcc_tuning = scores
         print(
             "FFCC regularisers x "
             + ", ".join(f"{k:g}: {v:.3f}" for k, v in scores.items())

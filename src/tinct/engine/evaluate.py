@@ -15,13 +15,8 @@ from tinct.core.exceptions import ConfigError, DataError, some_of
 from tinct.core.naming import collect_inputs, unique_output_names
 from tinct.engine.run_dir import RunDir, checkpoint_mismatches, read_checkpoint
 from tinct.io.image import IMAGE_SUFFIXES
-from tinct.io.raw import RAW_SUFFIXES
 
-__all__ = ["PREDICT_SUFFIXES", "evaluate", "expand_inputs", "load_task", "predict"]
-
-#: What ``predict`` collects from a folder: image files and camera raw files (DNG, CR2, NEF ...). A task
-#: whose ``predict_files`` cannot read a raw file reports it as a failed row naming the file.
-PREDICT_SUFFIXES = IMAGE_SUFFIXES + RAW_SUFFIXES
+__all__ = ["evaluate", "expand_inputs", "load_task", "predict"]
 
 
 def load_task(
@@ -99,13 +94,16 @@ def evaluate(
     return metrics
 
 
-def expand_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files as given, folders expanded recursively to their image and camera raw files (sorted).
+def expand_inputs(
+    inputs: Sequence[str | os.PathLike[str]], suffixes: Sequence[str] = IMAGE_SUFFIXES
+) -> list[Path]:
+    """Files as given, folders expanded recursively to their files of ``suffixes`` (sorted; a task's
+    ``input_suffixes``, e.g. the illuminant task's image and camera raw files).
 
     Raises:
         DataError: an input does not exist (named).
     """
-    paths, _, missing = collect_inputs(inputs, PREDICT_SUFFIXES)
+    paths, _, missing = collect_inputs(inputs, tuple(suffixes))
     if missing:
         raise DataError(f"{missing[0]}: no such file or folder")
     return paths
@@ -138,8 +136,8 @@ def predict(
 
     task = load_task(run_dir, checkpoint)
     out = Path(out_dir) if out_dir else Path(run_dir) / "predictions"
-    paths, roots, missing = collect_inputs(inputs, PREDICT_SUFFIXES)
-    supported = f"supported: {', '.join(PREDICT_SUFFIXES)}"
+    paths, roots, missing = collect_inputs(inputs, task.input_suffixes)
+    supported = f"supported: {', '.join(task.input_suffixes)}"
     found_under = set(roots)
     for item in inputs:
         if Path(item).is_dir() and Path(item) not in found_under:

@@ -35,6 +35,7 @@ from tinct.core.exceptions import DataError
 from tinct.core.registry import Registry
 from tinct.engine.metrics import SampleStatistics, WeightedMean
 from tinct.engine.statistics import error_statistics
+from tinct.io.image import IMAGE_SUFFIXES
 
 __all__ = ["TASKS", "ReportColumn", "ReportTable", "SplitDataModule", "Task", "build_scheduler"]
 
@@ -184,6 +185,7 @@ class Task(L.LightningModule, abc.ABC):
             and reports (``val/<name>``, logged by every validation epoch).
         monitor_mode: ``"min"`` or ``"max"``: whether lower or higher values of ``monitor`` are better.
         error_name: how per-sample errors are called in metric names (``<stage>/<error_name>_<stat>``).
+        input_suffixes: the file suffixes ``tinct predict`` collects from a folder for this task.
         report_table: the table of the task's runs in ``tinct report`` (its metric columns, decimals,
             note), sorted by ``monitor``; None (the base class, and a run of a task that is not installed):
             a table of every ``val/`` and ``test/`` metric the runs have.
@@ -195,6 +197,8 @@ class Task(L.LightningModule, abc.ABC):
     monitor: ClassVar[str] = "val/loss"
     monitor_mode: ClassVar[str] = "min"
     error_name: ClassVar[str] = "error"
+    #: what ``tinct predict`` collects from a folder for this task (files named directly are always tried)
+    input_suffixes: ClassVar[tuple[str, ...]] = IMAGE_SUFFIXES
     report_table: ClassVar[ReportTable | None] = None
 
     def __init__(self, cfg: ExperimentConfig) -> None:
