@@ -39,7 +39,8 @@ from _common import print_table, write_results
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "colorization" / "eccv16_photos.yaml"
 PHOTO = ROOT.parent / "shared" / "data" / "photos" / "CSun_Hays80"
-SECTIONS = ("colorize", "training", "accuracy")
+SIGGRAPH_RECIPE = ROOT / "configs" / "colorization" / "siggraph17_photos.yaml"
+SECTIONS = ("colorize", "training", "accuracy", "default", "instance", "colorize_boxes")
 _table = functools.partial(print_table, digits=3)  # seconds and shares need the third decimal
 
 
@@ -216,6 +217,121 @@ def bench_accuracy(study: Path) -> dict[str, Any]:
     )
     _table("targets", ["check", "met"], [[k, "yes" if v else "NO"] for k, v in checks.items()])
     return {"table": table.to_dict(orient="records"), "checks": checks, "shipped_card_test_metrics": shipped}
+
+
+def _by_root(paths: list[Path], roots: list[str]) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for root in roots:
+        base = Path(root).resolve()
+        out[base.name] = [p for p in paths if p.resolve().is_relative_to(base)]
+    return out
+
+
+def bench_default(splits: tuple[str, ...] = ("val", "test")) -> dict[str, Any]:
+    """The default colorizer (SIGGRAPH17 recipe) vs the ECCV16 one it replaced vs grayscale, on the
+    validation photos of the recipe (which chose the default) and, once, on its test photos; per folder."""
+    from tinct.colorization.evaluation import evaluate_colorization
+    from tinct.colorization.pretrained import DEFAULT_COLORIZER, ECCV16_COLORIZER
+    from tinct.colorization.task import ColorizationDataModule
+    from tinct.engine.config import load_config
+
+    cfg = load_config(SIGGRAPH_RECIPE)
+    every = ColorizationDataModule(cfg).resolve_splits()  # type: ignore[arg-type]
+    models = {"default": DEFAULT_COLORIZER, "eccv16": ECCV16_COLORIZER}
+    res: dict[str, Any] = {"default_model": DEFAULT_COLORIZER.name, "eccv16_model": ECCV16_COLORIZER.name}
+    for split in splits:
+        groups = {"all": every[split], **_by_root(every[split], cfg.data.roots)}  # type: ignore[attr-defined]
+        part: dict[str, Any] = {}
+        for group, photos in groups.items():
+            if not photos:
+                continue
+            row: dict[str, Any] = {"n_photos": len(photos)}
+            for name, weights in models.items():
+                m = evaluate_colorization(str(weights.path()), photos, out=None, progress=False)
+                row[name] = {
+                    k: m["model"][k] for k in ("auc_raw", "auc_rebalanced", "psnr", "ssim", "colorfulness")
+                }
+                row["gray"] = {
+                    k: m["gray"][k] for k in ("auc_raw", "auc_rebalanced", "psnr", "ssim", "colorfulness")
+                }
+            part[group] = row
+        res[split] = part
+    rows = []
+    for split in splits:
+        for group, row in res[split].items():
+            for name in ("default", "eccv16", "gray"):
+                r = row[name]
+                rows.append(
+                    [f"{split} / {group} ({row['n_photos']})", name, 100 * r["auc_raw"], 100 * r["auc_rebalanced"],
+                     r["psnr"], r["ssim"], r["colorfulness"]]
+                )  # fmt: skip
+    _table(
+        "default colorizer vs ECCV16 vs grayscale (full resolution; AuC in %, PSNR in dB)",
+        ["photos", "model", "AuC raw", "AuC rebal.", "PSNR", "SSIM", "colourf."],
+        rows,
+    )
+    checks = {}
+    for split in splits:
+        r = res[split]["all"]
+        d, e, g = r["default"], r["eccv16"], r["gray"]
+        checks[f"{split}: PSNR of the default >= gray - 0.5 dB"] = bool(d["psnr"] >= g["psnr"] - 0.5)
+        checks[f"{split}: rebalanced AuC of the default >= gray + 3 points"] = bool(
+            d["auc_rebalanced"] >= g["auc_rebalanced"] + 0.03
+        )
+        checks[f"{split}: default beats ECCV16 in PSNR"] = bool(d["psnr"] > e["psnr"])
+        checks[f"{split}: default beats ECCV16 in rebalanced AuC"] = bool(
+            d["auc_rebalanced"] > e["auc_rebalanced"]
+        )
+    _table("targets", ["check", "met"], [[k, "yes" if v else "NO"] for k, v in checks.items()])
+    res["checks"] = checks
+    return res
+
+
+def bench_instance(study: Path) -> dict[str, Any]:
+    """The instance study's table and per-photo margins (``tinct study instance``), with the targets."""
+    import json
+
+    import pandas as pd
+
+    doc = json.loads((study / "study.json").read_text())
+    table = pd.read_csv(study / "study.csv")
+    _table(
+        f"instance-aware colorization ({study}): held-out photos, full resolution",
+        list(table.columns),
+        [[r[c] if not (isinstance(r[c], float) and np.isnan(r[c])) else "-" for c in table.columns]
+         for _, r in table.iterrows()],
+    )  # fmt: skip
+    margins = doc["margins"]
+    rows = []
+    for key in ("psnr_boxes", "auc_rebalanced_boxes", "psnr_whole", "auc_rebalanced_whole"):
+        m = margins.get(key)
+        if m:
+            rows.append(
+                [key, m["mean"], m["median"], m["improved"], f"[{m['ci95'][0]:+.2f}, {m['ci95'][1]:+.2f}]"]
+            )
+    _table(
+        f"fused - full image (same budget), per photo with boxes ({margins.get('n_photos', 0)} photos)",
+        ["margin", "mean", "median", "share improved", "bootstrap 95 % of the mean"],
+        rows,
+    )
+    test = doc["test"]
+    fused, full = test["fusion"], test["full_same_budget"]
+    checks = {
+        "inside boxes: fused PSNR > full PSNR": bool(
+            fused["boxes"]["model"]["psnr"] > full["boxes"]["model"]["psnr"]
+        ),
+        "inside boxes: fused rebalanced AuC > full": bool(
+            fused["boxes"]["model"]["auc_rebalanced"] > full["boxes"]["model"]["auc_rebalanced"]
+        ),
+        "whole image: fused PSNR >= full PSNR": bool(
+            fused["whole"]["model"]["psnr"] >= full["whole"]["model"]["psnr"]
+        ),
+        "whole image: fused rebalanced AuC >= full": bool(
+            fused["whole"]["model"]["auc_rebalanced"] >= full["whole"]["model"]["auc_rebalanced"]
+        ),
+    }
+    _table("targets", ["check", "met"], [[k, "yes" if v else "NO"] for k, v in checks.items()])
+    return {"table": table.to_dict(orient="records"), "margins": margins, "checks": checks}
 
 
 def main() -> None:

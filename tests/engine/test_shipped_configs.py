@@ -33,6 +33,11 @@ TINY_DATA = {
     ],
 }  # fmt: skip
 TINY_DATA["illuminant_embedding"] = TINY_DATA["illuminant"]
+# The stages start from each other's runs and the shipped SIGGRAPH17 weights: here from random weights.
+TINY_DATA["instance_colorization"] = [
+    *TINY_DATA["colorization"], "data.batch_size=2", "model.crop_size=16", "model.init=null",
+    "model.instance_init=null",
+]  # fmt: skip
 
 
 def _photo_folder(folder: Path) -> Path:
@@ -46,6 +51,16 @@ def _photo_folder(folder: Path) -> Path:
     return folder
 
 
+def _boxed_photo_folder(folder: Path) -> Path:
+    """A dataset folder with YOLO boxes: images/<i>.png and labels/<i>.txt."""
+    folder.mkdir()
+    _photo_folder(folder / "images")
+    (folder / "labels").mkdir()
+    for i in range(6):
+        (folder / "labels" / f"{i}.txt").write_text("0 0.5 0.5 0.6 0.7\n")
+    return folder
+
+
 def test_there_are_configs() -> None:
     assert CONFIGS
 
@@ -54,7 +69,9 @@ def _tiny(raw: dict, tmp_path: Path) -> list[str]:
     """Overrides that make a config of ``raw``'s task train in seconds (and data folders it needs)."""
     data = raw.get("data") or {}
     overrides = [*TINY, *TINY_DATA[raw["task"]], f"output_dir={tmp_path}"]
-    if raw["task"] == "colorization" and data.get("kind") == "folder":
+    if raw["task"] == "instance_colorization":
+        overrides.append(f"data.root={_boxed_photo_folder(tmp_path / 'boxed')}")
+    elif raw["task"] == "colorization" and data.get("kind") == "folder":
         overrides.append(f"data.root={_photo_folder(tmp_path / 'photos')}")
     elif data.get("kind") == "folder":  # the user names the folder; the test makes one
         folder = tmp_path / "data"

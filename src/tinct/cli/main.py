@@ -26,8 +26,9 @@ EPILOG = """examples:
   tinct crossval configs/constancy/thumbnails.yaml --data thumbs64/ --folds 3
   tinct study constancy --out runs/study
   tinct colorize photo.jpg folder/ --out colorized/ [--model RUN_DIR_OR_WEIGHTS] [--temperature 0.38]
-  tinct evaluate colorization --data photos/ [--model RUN_DIR_OR_WEIGHTS]
+  tinct evaluate colorization --data photos/ [--model RUN_DIR_OR_WEIGHTS] [--boxes DIR|FILE]
   tinct study colorization --out runs/study-colorization
+  tinct study instance --out runs/study-instance
   tinct data synth-patches --out data/patches --n 2000 && tinct data crop data/patches crops/ --context 16
   tinct train configs/patch/cross_attention.yaml && tinct evaluate RUN_DIR --data data/other_patches
   tinct study patch --out runs/study-patch
@@ -94,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="tinct evaluate RUN_DIR [--data DIR]: the run's task metrics. tinct evaluate colorization "
         "[--model RUN_DIR_OR_WEIGHTS] --data DIR: a colorizer (default: the shipped one) on every photo of DIR "
         "at full resolution, beside the grayscale baseline; writes colorization_metrics.json (auc_raw, "
-        "auc_rebalanced, psnr, colorfulness for the model, and the same under 'gray').",
+        "auc_rebalanced, psnr, ssim, colorfulness for the model, and the same under 'gray'; 'whole' and, with "
+        "--boxes, 'boxes': the same inside the object boxes; lpips and fid with --lpips-weights / --fid-weights).",
     )
     e.add_argument("run_dir", metavar="RUN_DIR | colorization")
     e.add_argument("--data", help="folder to evaluate on (the task's folder layout)")
@@ -114,6 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="(colorization) skip photos of more than N pixels (default: $TINCT_MAX_PIXELS, else about 179 MP)",
+    )
+    e.add_argument(
+        "--boxes",
+        metavar="DIR|FILE",
+        help="(colorization) object boxes (a YOLO label folder, a COCO JSON file or per-image JSON files): "
+        "every metric is also reported inside the boxes (score > 0.7, at most 8 a photo); an instance-aware "
+        "model is given them",
+    )
+    e.add_argument(
+        "--lpips-weights",
+        metavar="FILE",
+        help="(colorization) local torchvision AlexNet or VGG-16 weights (.pth) for LPIPS; never downloaded",
+    )
+    e.add_argument(
+        "--fid-weights",
+        metavar="FILE",
+        help="(colorization) local FID Inception weights (pt_inception-2015-12-05-6726825d.pth) for FID; "
+        "needs torch-fidelity; never downloaded",
     )
 
     p = sub.add_parser("predict", help="run a trained model on image files or folders")
@@ -197,8 +217,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from tinct.cli.colorization import run_evaluate
 
         return run_evaluate(args)
-    if args.model or args.temperature is not None or args.max_pixels is not None:
-        raise TinctError("--model, --temperature and --max-pixels belong to 'tinct evaluate colorization'")
+    colorization_only = (args.boxes, args.lpips_weights, args.fid_weights, args.temperature, args.max_pixels)
+    if args.model or any(v is not None for v in colorization_only):
+        raise TinctError(
+            "--model, --temperature, --max-pixels, --boxes, --lpips-weights and --fid-weights belong to "
+            "'tinct evaluate colorization'"
+        )
 
     metrics = evaluate(
         args.run_dir, args.data, checkpoint=args.checkpoint, accelerator=args.accelerator, out=args.out
@@ -266,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "predict":
             return _cmd_predict(args)
         if args.command in ("colorize", "export") or (
-            args.command == "study" and args.study_task == "colorization"
+            args.command == "study" and args.study_task in ("colorization", "instance")
         ):
             from tinct.cli import colorization
 

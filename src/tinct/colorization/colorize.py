@@ -28,16 +28,20 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from tinct.core.atomic import atomic_write_json, atomic_write_text
+from tinct.core.atomic import atomic_write_text
 from tinct.core.exceptions import DataError, RunDirError
 from tinct.core.naming import collect_inputs, unique_output_names
 from tinct.core.progress import track
 from tinct.io.limits import check_max_pixels
+
+if TYPE_CHECKING:
+    from tinct.colorization.boxes import Boxes, BoxSource
+    from tinct.colorization.hints import HintFile, Hints
 
 __all__ = [
     "CSV_COLUMNS",
@@ -74,15 +78,16 @@ def load_colorizer(
     """The colorizer of a run directory, checkpoint, exported weights file, or (None) the shipped model.
 
     Returns:
-        ``(colorizer, info)``: a :class:`~tinct.colorization.networks.Colorizer` in eval mode and a dict
-        describing where it came from (``source``, ``config``).
+        ``(colorizer, info)``: a :class:`~tinct.colorization.networks.Colorizer` in eval mode (an
+        :class:`~tinct.colorization.instance.InstanceColorizer` for a fusion-stage ``instance_colorization``
+        run) and a dict describing where it came from (``source``, ``config``).
 
     Raises:
         ConfigError: ``temperature`` is NaN, infinite or negative (checked before any model is loaded).
         RunDirError: the path is missing or holds no colorization model.
     """
     from tinct.colorization.networks import check_temperature
-    from tinct.colorization.pretrained import DEFAULT_COLORIZER, load_colorizer_file
+    from tinct.colorization.pretrained import COLORIZER_TASKS, DEFAULT_COLORIZER, load_colorizer_file
 
     if temperature is not None:
         temperature = check_temperature(temperature)
@@ -97,7 +102,7 @@ def load_colorizer(
             task = load_task(p)
         else:
             task = _task_from_checkpoint(p)
-        if task.cfg.task != "colorization":
+        if task.cfg.task not in COLORIZER_TASKS:
             raise RunDirError(f"{p}: a {task.cfg.task!r} run, not a colorization model")
         return task.colorizer(temperature).eval(), {
             "source": str(p),
@@ -160,6 +165,8 @@ def colorize_file(
     stem: str | None = None,
     max_pixels: int | None = None,
     tile_rows: int | None = None,
+    hints: Hints | None = None,
+    boxes: BoxSource | None = None,
 ) -> dict[str, Any]:
     """Colorize one photo at full resolution; write ``<stem>_color.png`` and ``<stem>_panel.png`` (grayscale /
     predicted / original, the last only when the file has colours to compare with; each at most 384 high).
@@ -174,18 +181,42 @@ def colorize_file(
         stem: output file stem (default: the photo's own; :func:`colorize` makes them unique).
         max_pixels: refuse larger photos (default: the reader's limit, :func:`tinct.io.image.read_image`).
         tile_rows: rows per strip (default: about :data:`~tinct.colorization.strips.TILE_PIXELS` pixels).
+        hints: the photo's colour hints (:class:`~tinct.colorization.hints.Hints`, in the photo's upright
+            pixels), for colorizers with hint channels (SIGGRAPH17); counted in the ``note`` column.
+        boxes: where the photo's object boxes come from (:mod:`tinct.colorization.boxes`: files or a
+            detector), for instance-aware colorizers (:attr:`~tinct.colorization.networks.Colorizer.uses_boxes`);
+            the boxes kept (score > 0.7, at most 8) are counted in ``note`` and drawn on the panel's
+            predicted image. Without boxes an instance-aware colorizer is its full-image network alone.
 
     Raises:
-        DataError: the file cannot be read, is above the pixel limit, or an output cannot be written
-            (named). No output of the photo is left behind when it fails or is interrupted.
+        DataError: the file cannot be read, is above the pixel limit, a hint lies outside it, or an output
+            cannot be written (named). No output of the photo is left behind when it fails or is interrupted.
+        ConfigError: ``hints`` given to a colorizer without hint channels (ECCV16).
     """
     from tinct.colorization import strips
     from tinct.io.image import write_image
 
     t0 = time.perf_counter()
+    if hints is not None:
+        _check_takes_hints(colorizer, None)
     raw = _read_raw(path, max_pixels)
     note = _notes(path, raw)
     h, w = raw.array.shape[:2]
+    extra: dict[str, Any] = {}
+    if getattr(colorizer, "uses_boxes", False):
+        found = _photo_boxes(boxes, path, raw)
+        extra["boxes"] = torch.as_tensor(found.xyxy, dtype=torch.float32).reshape(-1, 4)
+        count = (
+            f"{len(found)} box{'' if len(found) == 1 else 'es'}"
+            if boxes is not None
+            else "no boxes: full-image network alone"
+        )
+        note = f"{note}; {count}" if note else count
+    if hints is not None:
+        ab_map, mask = hints.rasterize((h, w), colorizer.network_size(h, w), photo=path)
+        extra["hints"] = (ab_map, mask)
+        count = f"{len(hints)} hint{'' if len(hints) == 1 else 's'}"
+        note = f"{note}; {count}" if note else count
     size = strips.panel_size(h, w)
     with_original = panel and not (note and "grayscale" in note)
     shrink = {name: strips.Shrink((h, w), size) if panel else None for name in ("gray", "pred")}
@@ -193,7 +224,7 @@ def colorize_file(
     lightness = strips.lightness(raw.array, raw.white_level, tile_rows, shrink["original"])
     del raw  # only L is needed from here on
     l_map = torch.from_numpy(lightness)[None, None]
-    ab = colorizer.predict_ab_lowres(l_map, temperature).float().cpu()
+    ab = colorizer.predict_ab_lowres(l_map, temperature, **extra).float().cpu()
     rgb = strips.render(lightness, ab, tile_rows, shrink["pred"], shrink["gray"])
     del lightness, l_map
     stem = path.stem if stem is None else stem
@@ -250,6 +281,8 @@ def colorize(
     panel: bool = True,
     progress: bool = True,
     max_pixels: int | None = None,
+    hints: str | os.PathLike[str] | HintFile | None = None,
+    boxes: str | os.PathLike[str] | BoxSource | None = None,
 ) -> list[dict[str, Any]]:
     """Colorize photo files and folders (recursively, keeping their sub-folders) into ``out_dir``; write
     ``colorize.csv``.
@@ -264,20 +297,47 @@ def colorize(
     Args:
         max_pixels: refuse photos with more pixels (default: the reader's limit, ``TINCT_MAX_PIXELS`` or
             Pillow's decompression-bomb limit).
+        hints: a JSON hint file (or a loaded :class:`~tinct.colorization.hints.HintFile`) of colour hints
+            for a model with hint channels (SIGGRAPH17); its format is described in
+            :mod:`tinct.colorization.hints`. Keys naming no input are reported on stderr; a photo one of
+            whose points lies outside it is skipped (named), as an unreadable one.
+        boxes: object boxes for an instance-aware model: a box file or folder
+            (:func:`tinct.colorization.boxes.open_box_source`) or a source such as
+            :func:`tinct.colorization.detector.detector_source`. A photo whose boxes cannot be read is skipped
+            (named). Given to a model that is not instance-aware, they are ignored with a note.
 
     Returns:
         The table's rows (a skipped photo's has ``image`` and ``error``).
 
     Raises:
-        DataError: none of ``inputs`` holds a photo.
-        ConfigError: ``temperature`` or ``max_pixels`` is invalid.
+        DataError: none of ``inputs`` holds a photo; the hint file is missing or invalid, gives one list
+            of points for several photos, or names a photo ambiguously (before any photo is colorized).
+        ConfigError: ``temperature`` or ``max_pixels`` is invalid, or ``hints`` are given to a model
+            without hint channels (before any photo is colorized).
         RunDirError: ``model`` cannot be loaded.
         ColorizeInterrupted: Ctrl-C (a ``KeyboardInterrupt``); the table lists the photos finished.
     """
     from tinct.colorization.photos import PHOTO_SUFFIXES
 
     max_pixels = None if max_pixels is None else check_max_pixels(max_pixels)
-    colorizer, _ = load_colorizer(model, temperature)
+    hint_file = _hint_file(hints)
+    box_source = _box_source(boxes)
+    colorizer, info = load_colorizer(model, temperature)
+    if hint_file is not None:
+        _check_takes_hints(colorizer, info.get("source") or model)
+    if box_source is not None and not getattr(colorizer, "uses_boxes", False):
+        print(
+            f"tinct: model {info.get('source') or model} is not instance-aware: the boxes are not used "
+            "(--instances, or a run of configs/colorization/instance_fusion.yaml, uses them)",
+            file=sys.stderr,
+        )
+        box_source = None
+    elif box_source is None and getattr(colorizer, "uses_boxes", False):
+        print(
+            "tinct: no boxes given (--boxes or --detector): the instance-aware model colorizes each photo "
+            "with its full-image network alone",
+            file=sys.stderr,
+        )
     paths, roots, missing = collect_inputs(inputs, PHOTO_SUFFIXES)  # a folder's sub-folders are kept
     found_under = set(roots)
     for item in inputs:
@@ -285,6 +345,14 @@ def colorize(
             print(f"tinct: {item}: no photos (jpg, png, tif, bmp)", file=sys.stderr)
     if not paths:
         raise DataError(f"no photos among {', '.join(map(str, inputs))}")
+    photo_hints: list[Hints | None] = [None] * len(paths)
+    if hint_file is not None:
+        photo_hints, unused = hint_file.assign(paths)
+        for key in unused:
+            print(
+                f"tinct: {hint_file.source}: {key!r} names none of the photos; its hints are unused",
+                file=sys.stderr,
+            )
     names = unique_output_names(paths, roots)
     subdirs, stems = [n.parent for n in names], [n.name for n in names]
     out = Path(out_dir)
@@ -296,12 +364,20 @@ def colorize(
         print(f"tinct: skipped {row['error']}", file=sys.stderr)
         table.append(row)
         rows.append(row)
-    jobs = list(zip(paths, subdirs, stems, strict=True))
+    jobs = list(zip(paths, subdirs, stems, photo_hints, strict=True))
     try:
-        for path, subdir, stem in track(jobs, "colorizing", enabled=progress):
+        for path, subdir, stem, hints_of_photo in track(jobs, "colorizing", enabled=progress):
             try:
                 row = colorize_file(
-                    colorizer, path, out / subdir, temperature, panel, stem=stem, max_pixels=max_pixels
+                    colorizer,
+                    path,
+                    out / subdir,
+                    temperature,
+                    panel,
+                    stem=stem,
+                    max_pixels=max_pixels,
+                    hints=hints_of_photo,
+                    boxes=box_source,
                 )
             except DataError as err:
                 print(f"tinct: skipped {err}", file=sys.stderr)
@@ -323,122 +399,48 @@ def colorize(
     return rows
 
 
-def evaluate_colorization(
-    model: str | os.PathLike[str] | None,
-    data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    out: str | os.PathLike[str] | None = "colorization_metrics.json",
-    *,
-    temperature: float | None = None,
-    progress: bool = True,
-    limit: int | None = None,
-    max_pixels: int | None = None,
-) -> dict[str, Any]:
-    """The paper's metrics of a colorizer on every photo of ``data`` (a folder, searched recursively, or a
-    list of files), at full resolution, beside the grayscale baseline (ab = 0).
+def _box_source(boxes: str | os.PathLike[str] | BoxSource | None) -> BoxSource | None:
+    if boxes is None or not isinstance(boxes, (str, os.PathLike)):
+        return boxes
+    from tinct.colorization.boxes import open_box_source
 
-    - ``auc_raw``: area under the cumulative curve of the per-pixel ab error (L2, CIELAB units) over
-      thresholds 0-150, normalised to [0, 1], pooled over all pixels;
-    - ``auc_rebalanced``: the same with each pixel weighted by 1 / p of its true ab bin under the reference
-      (ImageNet) prior, so rare colours count as much as common ones;
-    - ``psnr``: mean over photos of the PSNR (dB) of the sRGB result against the original;
-    - ``colorfulness``: mean over photos of Hasler & Süsstrunk's colourfulness of the sRGB result.
+    return open_box_source(boxes)
 
-    Grayscale photos (no reference colours), unreadable files and photos above ``max_pixels`` (default: the
-    reader's limit, see :func:`tinct.io.image.read_image`) are skipped and counted.
 
-    Returns:
-        The model's four metrics at the top level, the same under ``"model"`` and the baseline's under
-        ``"gray"``, plus ``"original"`` (the photos' own colourfulness), counts and the model's source.
-        Written to ``out`` (and, for a run directory, also into it) unless ``out`` is None.
+def _photo_boxes(source: BoxSource | None, path: Path, raw: Any) -> Boxes:
+    """The selected boxes of a photo (score > 0.7, best 8) from ``source`` (none without a source)."""
+    from tinct.colorization.boxes import Boxes
 
-    Raises:
-        DataError: ``data`` is missing or holds no readable colour photo.
-        ConfigError: ``temperature`` or ``max_pixels`` is invalid.
-        RunDirError: ``model`` cannot be loaded.
-    """
-    from tinct.color.lab import lab_to_rgb, rgb_to_lab
-    from tinct.colorization.metrics import (
-        ABAccuracy,
-        ab_errors,
-        colorfulness,
-        grayscale_from_lab,
-        pixel_rebalancing_weights,
-        psnr,
-    )
-    from tinct.colorization.photos import list_photos
+    if source is None:
+        return Boxes.empty()
+    h, w = raw.array.shape[:2]
+    rgb = None
+    if getattr(source, "needs_pixels", False):  # a detector looks at the photo; box files do not
+        rgb = raw.array.astype(np.float32) / np.float32(raw.white_level)
+    return source.boxes_for(path, (h, w), rgb).select()
 
-    if isinstance(data, (str, os.PathLike)):
-        root = Path(data)
-        if not root.exists():
-            raise DataError(f"{root}: evaluation data folder not found")
-        paths = list_photos(root)[:limit]
-        label = str(root)
-    else:
-        paths = [Path(p) for p in data][:limit]
-        label = f"{len(paths)} listed photos"
-    if not paths:
-        raise DataError(f"{label}: no photos (jpg, png, tif, bmp) found")
-    max_pixels = None if max_pixels is None else check_max_pixels(max_pixels)
-    colorizer, info = load_colorizer(model, temperature)
-    raw = {"model": ABAccuracy(), "gray": ABAccuracy()}
-    reb = {"model": ABAccuracy(), "gray": ABAccuracy()}
-    per_image: dict[str, dict[str, list[float]]] = {
-        k: {"psnr": [], "colorfulness": []} for k in ("model", "gray")
-    }
-    original_cf: list[float] = []
-    skipped: list[str] = []
-    for path in track(paths, "evaluating", enabled=progress):
-        try:
-            rgb, note = _read(path, max_pixels)
-        except DataError as err:
-            print(f"tinct: skipped {err}", file=sys.stderr)
-            skipped.append(str(path))
-            continue
-        if note and "grayscale" in note:
-            skipped.append(str(path))
-            continue
-        rgb = rgb[None]
-        true_lab = rgb_to_lab(rgb)
-        with torch.no_grad():  # the colorizer works from the L computed here (one Lab conversion per photo)
-            pred_lab = torch.cat([true_lab[:, :1], colorizer.predict_ab(true_lab[:, :1], temperature)], 1)
-        pred_rgb = lab_to_rgb(pred_lab, clip=True)
-        gray_lab = torch.cat([true_lab[:, :1], torch.zeros_like(true_lab[:, 1:])], 1)
-        weights = pixel_rebalancing_weights(true_lab[:, 1:])
-        for name, lab, out_rgb in (
-            ("model", pred_lab, pred_rgb),
-            ("gray", gray_lab, grayscale_from_lab(true_lab)),
-        ):
-            errors = ab_errors(lab[:, 1:], true_lab[:, 1:])
-            raw[name].update(errors)
-            reb[name].update(errors, weights)
-            per_image[name]["psnr"].append(float(psnr(out_rgb, rgb)[0]))
-            per_image[name]["colorfulness"].append(float(colorfulness(out_rgb)[0]))
-        original_cf.append(float(colorfulness(rgb)[0]))
-    if not original_cf:
-        raise DataError(f"{label}: none of the {len(paths)} files is a readable colour photo")
-    result: dict[str, Any] = {}
-    for name in ("model", "gray"):
-        result[name] = {
-            "auc_raw": raw[name].auc(),
-            "auc_rebalanced": reb[name].auc(),
-            "psnr": float(np.mean(np.minimum(per_image[name]["psnr"], 100.0))),
-            "colorfulness": float(np.mean(per_image[name]["colorfulness"])),
-        }
-    metrics = {
-        **result["model"],
-        "model": result["model"],
-        "gray": result["gray"],
-        "original": {"colorfulness": float(np.mean(original_cf))},
-        "n_images": len(original_cf),
-        "skipped": skipped,
-        "data": label,
-        "model_source": info["source"],
-        "temperature": colorizer.temperature if temperature is None else temperature,
-    }
-    if out is not None:
-        atomic_write_json(out, metrics)
-        if model is not None and Path(model).is_dir():
-            atomic_write_json(Path(model) / "colorization_metrics.json", metrics)
-    if skipped:
-        warnings.warn(f"{len(skipped)} file(s) skipped (unreadable or grayscale)", stacklevel=2)
-    return metrics
+
+def _hint_file(hints: str | os.PathLike[str] | HintFile | None) -> HintFile | None:
+    from tinct.colorization.hints import HintFile, load_hints
+
+    if hints is None or isinstance(hints, HintFile):
+        return hints
+    return load_hints(hints)
+
+
+def _check_takes_hints(colorizer: Any, source: Any) -> None:
+    """ConfigError unless the colorizer's network reads colour hints (SIGGRAPH17: ``hint_channels``)."""
+    from tinct.core.exceptions import ConfigError
+
+    net = getattr(colorizer, "net", None)
+    if not getattr(net, "hint_channels", 0):
+        name = f"model {source}" if source else "this colorizer"
+        raise ConfigError(
+            f"{name} ({type(net).__name__}) takes no colour hints; use a SIGGRAPH17 model (model.arch: "
+            "siggraph17, e.g. a run of configs/colorization/siggraph17_photos.yaml) with --hints"
+        )
+
+
+# Moved to tinct.colorization.evaluation (whole photos and inside boxes, SSIM, LPIPS, FID); still importable
+# from here. evaluation imports this module only inside its functions, so there is no import cycle.
+from tinct.colorization.evaluation import evaluate_colorization  # noqa: E402

@@ -221,6 +221,8 @@ class Colorizer(nn.Module):
 
     #: Longest side of the network's input, in multiples of ``infer_size`` (photos up to 8:1 are unaffected).
     MAX_ASPECT = 8
+    #: Whether the network uses object boxes (:class:`tinct.colorization.instance.InstanceColorizer`).
+    uses_boxes = False
 
     def __init__(
         self, net: nn.Module, temperature: float = 0.38, l_cent: float = 50.0, l_norm: float = 100.0,
@@ -257,9 +259,19 @@ class Colorizer(nn.Module):
         scale = self._scale(h, w)
         return max(8, round(h * scale)), max(8, round(w * scale))
 
-    def predict_ab_lowres(self, lightness: Tensor, temperature: float | None = None) -> Tensor:
+    def predict_ab_lowres(
+        self,
+        lightness: Tensor,
+        temperature: float | None = None,
+        hints: tuple[Tensor, Tensor] | None = None,
+        boxes: Tensor | None = None,
+    ) -> Tensor:
         """ab for an L map :math:`(B, 1, H, W)` (L* in [0, 100]) at :meth:`network_size`, before the last
         upsampling to :math:`(H, W)` (:meth:`predict_ab`, or :func:`upsample_rows` strip by strip).
+
+        ``hints`` (SIGGRAPH17 nets): ab :math:`(B, 2, h, w)` and mask :math:`(B, 1, h, w)` already at
+        :meth:`network_size` (:meth:`tinct.colorization.hints.Hints.rasterize`). ``boxes`` (instance-aware
+        colorizers, :attr:`uses_boxes`): :math:`(N, 4)` ``[x0, y0, x1, y1]`` in pixels of ``lightness``.
 
         Runs on the device of the network; returns ab there.
         """
@@ -273,16 +285,54 @@ class Colorizer(nn.Module):
         x = (small - self.l_cent) / self.l_norm
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(size) > max(ph, pw) else "replicate")
-        ab = self.decode(self.net(x), temperature)
-        # Back to the (padded) network input grid and drop the padding.
-        return F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False)[
-            ..., : size[0], : size[1]
-        ]
+        if hints is not None:
+            hints = tuple(F.pad(t.to(device), (0, pw, 0, ph)) for t in hints)  # type: ignore[assignment]
+        if boxes is None:
+            return self.network_ab(x, temperature, hints)[..., : size[0], : size[1]]
+        if not self.uses_boxes:
+            from tinct.core.exceptions import ConfigError
 
-    def predict_ab(self, lightness: Tensor, temperature: float | None = None) -> Tensor:
+            raise ConfigError(
+                f"this {type(self.net).__name__} takes no object boxes (an instance-aware model does)"
+            )
+        scale = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4) * torch.tensor(
+            [size[1] / w, size[0] / h, size[1] / w, size[0] / h]
+        )
+        return self.network_ab(x, temperature, hints, scale.to(device))[..., : size[0], : size[1]]  # type: ignore[call-arg]
+
+    def network_ab(
+        self, x: Tensor, temperature: float | None = None, hints: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """ab at the resolution of the normalised lightness ``x`` :math:`(B, 1, H, W)` (H, W multiples of 8).
+
+        ECCV16 nets: the decoded 1/4-resolution prediction upsampled x 4. Nets with hint channels (SIGGRAPH17):
+        their full-resolution regression head, given ``hints`` = (ab :math:`(B, 2, H, W)`, mask
+        :math:`(B, 1, H, W)`) or none.
+        """
+        if getattr(self.net, "hint_channels", 0):
+            from tinct.colorization.siggraph import hint_input
+
+            ab, mask = hints if hints is not None else (None, None)
+            return self.net(hint_input(x, ab, mask)).ab
+        if hints is not None:
+            from tinct.core.exceptions import ConfigError
+
+            raise ConfigError(
+                f"this {type(self.net).__name__} takes no colour hints (a SIGGRAPH17 model does)"
+            )
+        ab = self.decode(self.net(x), temperature)
+        return F.interpolate(ab, scale_factor=4.0, mode="bilinear", align_corners=False)
+
+    def predict_ab(
+        self,
+        lightness: Tensor,
+        temperature: float | None = None,
+        hints: tuple[Tensor, Tensor] | None = None,
+        boxes: Tensor | None = None,
+    ) -> Tensor:
         """ab for an L map :math:`(B, 1, H, W)` (L* in [0, 100]) at full resolution :math:`(B, 2, H, W)`."""
         h, w = lightness.shape[-2:]
-        ab = self.predict_ab_lowres(lightness, temperature).to(lightness.device)
+        ab = self.predict_ab_lowres(lightness, temperature, hints, boxes).to(lightness.device)
         return F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
 
     @torch.no_grad()

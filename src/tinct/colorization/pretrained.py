@@ -7,7 +7,10 @@ only weights loaded without a user-named file are these, stored inside the packa
 Exported colorizer files (``.pt``) hold ``{"format", "config", "state_dict"}``: the run's resolved config
 (enough to rebuild the network and its decoding) and the network's weights in float16 (half the size;
 predicted ab moved by at most 0.14 CIELAB units on six photos). They load with
-``torch.load(weights_only=True)``.
+``torch.load(weights_only=True)``. Runs of the ``colorization`` and ``instance_colorization`` tasks export
+alike; a fusion-stage run's file holds its whole :class:`~tinct.colorization.instance.InstanceFusionNet`
+(full-image, instance and fusion networks) and loads as an
+:class:`~tinct.colorization.instance.InstanceColorizer`.
 """
 
 from __future__ import annotations
@@ -24,9 +27,19 @@ import torch
 from tinct.core.atomic import atomic_torch_save, atomic_write_json
 from tinct.core.exceptions import RunDirError
 
-__all__ = ["DEFAULT_COLORIZER", "PretrainedWeights", "export_colorizer", "load_colorizer_file"]
+__all__ = [
+    "DEFAULT_COLORIZER",
+    "ECCV16_COLORIZER",
+    "INSTANCE_COLORIZER",
+    "SIGGRAPH17_COLORIZER",
+    "PretrainedWeights",
+    "export_colorizer",
+    "load_colorizer_file",
+]
 
 FORMAT = "tinct-colorizer-v1"
+#: The tasks whose runs are colorizers (export and load).
+COLORIZER_TASKS = ("colorization", "instance_colorization")
 
 
 @dataclass(frozen=True)
@@ -49,12 +62,28 @@ class PretrainedWeights:
         return json.loads(self.path().with_suffix(".json").read_text())
 
 
-DEFAULT_COLORIZER = PretrainedWeights(
+ECCV16_COLORIZER = PretrainedWeights(
     name="eccv16_w025_photos",
     file="colorization_eccv16_w025_photos.pt",
     description="ECCV16 colorizer at width 0.25 (2 M parameters), classification with class rebalancing, "
     "trained on the 167 photos of tinct's reference set by configs/colorization/eccv16_photos.yaml",
 )
+SIGGRAPH17_COLORIZER = PretrainedWeights(
+    name="siggraph17_w025_photos",
+    file="colorization_siggraph17_w025_photos.pt",
+    description="SIGGRAPH17 colorizer at width 0.25 (2.2 M parameters), automatic or with colour hints, "
+    "trained on every development photo (photos, flowers, COCO128) by "
+    "configs/colorization/siggraph17_photos.yaml",
+)
+INSTANCE_COLORIZER = PretrainedWeights(
+    name="instance_w025_coco128",
+    file="colorization_instance_w025_coco128.pt",
+    description="InstColorization (full-image + instance SIGGRAPH17 networks at width 0.25, fused at 13 "
+    "stages) trained on COCO128 with its boxes by configs/colorization/instance_{full,instance,fusion}.yaml",
+)
+#: What ``tinct colorize`` uses without ``--model``: the better of the shipped automatic colorizers on the
+#: validation photos of configs/colorization/siggraph17_photos.yaml (see the README's colorization section).
+DEFAULT_COLORIZER = ECCV16_COLORIZER
 
 
 def export_colorizer(
@@ -69,10 +98,10 @@ def export_colorizer(
     The card records the source, parameter count, config, the run's training metrics (for a run
     directory) and ``card``'s entries. With ``evaluate=True`` the exported file itself is scored on the
     run's held-out test photos at full resolution (:func:`tinct.colorization.colorize.evaluate_colorization`),
-    recorded as ``test_metrics``.
+    recorded as ``test_metrics`` (an instance-colorization run's also inside the boxes of its photos).
 
     Args:
-        run: a colorization run directory or checkpoint.
+        run: a colorization or instance-colorization run directory or checkpoint.
         out: the ``.pt`` file to write; the card goes to the same path with ``.json``.
         card: extra entries for the card (recipe, notes ...).
         evaluate: also measure the exported weights on the run's test split.
@@ -99,27 +128,50 @@ def export_colorizer(
         from tinct.engine.config import config_from_dict
 
         cfg = config_from_dict(info["config"], source=str(run))
-        splits = ColorizationDataModule(cfg).resolve_splits()  # type: ignore[arg-type]
+        boxes = None
+        if cfg.task == "instance_colorization":  # also scored inside the boxes of its photos
+            from tinct.colorization.instance_data import InstanceDataModule
+
+            data: ColorizationDataModule = InstanceDataModule(cfg)  # type: ignore[arg-type]
+            boxes = data.box_source()  # type: ignore[attr-defined]
+        else:
+            data = ColorizationDataModule(cfg)  # type: ignore[arg-type]
+        splits = data.resolve_splits()
         entries["test_photos"] = [str(p) for p in splits["test"]]
-        entries["test_metrics"] = evaluate_colorization(out, splits["test"], None, progress=False)
+        entries["test_metrics"] = evaluate_colorization(
+            out, splits["test"], None, progress=False, boxes=boxes
+        )
     atomic_write_json(out.with_suffix(".json"), {**entries, **(card or {})})
     return out
 
 
 def _colorizer_from_config(config: Any, source: Path, temperature: float | None) -> Any:
-    """Network and decoding of an exported file's config, without the training stack (no Lightning)."""
+    """Network and decoding of an exported file's config, without the training stack (no Lightning): a
+    :class:`~tinct.colorization.networks.Colorizer`, or for an instance-colorization run of stage ``fusion``
+    an :class:`~tinct.colorization.instance.InstanceColorizer`."""
     from tinct.colorization.networks import COLORIZERS, Colorizer
 
     try:
-        if config["task"] != "colorization":
+        if config["task"] not in COLORIZER_TASKS:
             raise RunDirError(f"{source}: holds a {config['task']!r} model, not a colorizer")
         model, data = config["model"], config["data"]
-        net = COLORIZERS.get(model.get("arch", "eccv16"))(width=float(model["width"]), head=model["head"])
+        arch = model.get("arch", "eccv16")
+        if arch == "siggraph17":
+            import tinct.colorization.siggraph  # noqa: F401  (registers the architecture)
         t = float(model.get("temperature", 0.38)) if temperature is None else temperature
-        colorizer = Colorizer(
-            net, t, float(data.get("l_cent", 50.0)), float(data.get("l_norm", 100.0)),
+        decoding = (
+            t, float(data.get("l_cent", 50.0)), float(data.get("l_norm", 100.0)),
             int(model.get("infer_size", 256)),
         )  # fmt: skip
+        if config["task"] == "instance_colorization" and model.get("stage") == "fusion":
+            from tinct.colorization.instance import InstanceColorizer, InstanceFusionNet
+
+            net = InstanceFusionNet(
+                float(model["width"]), int(model.get("crop_size", 64)), int(model.get("fusion_inner", 16))
+            )
+            return InstanceColorizer(net, *decoding)
+        net = COLORIZERS.get(arch)(width=float(model["width"]), head=model["head"])
+        colorizer = Colorizer(net, *decoding)
     except (KeyError, TypeError, ValueError) as err:
         raise RunDirError(f"{source}: invalid colorizer config ({err!r})") from err
     return colorizer

@@ -45,11 +45,26 @@ __all__ = [
 ]
 
 
+class HintSamplingConfig(StrictModel):
+    """Simulated user hints for training a SIGGRAPH17 network (Zhang et al. 2017, section 3.3).
+
+    A fraction ``rate`` of the training crops get hints: a number of points drawn from a geometric
+    distribution with parameter ``p`` (mean 1 / p), each a square patch of side drawn from 1 to
+    ``max_patch`` pixels revealing the mean true ab of the patch; the rest get none (the automatic case).
+    """
+
+    rate: float = Field(0.0, ge=0, le=1)
+    p: float = Field(0.125, gt=0, le=1)
+    max_patch: int = Field(9, ge=1)
+
+
 class ColorizationDataConfig(StrictModel):
     """Photos for colorization.
 
     ``kind``: ``skimage`` (the colour photos bundled with scikit-image: the embedded default) or
-    ``folder`` (every jpg / png / tif / bmp under ``root``, recursively, 8 or 16 bit). Photos are resized
+    ``folder`` (every jpg / png / tif / bmp under ``root``, recursively, 8 or 16 bit; ``root`` may be a list
+    of folders, each split on its own, so a photo's split does not depend on which other folders join it).
+    Photos are resized
     so their short side is ``resize`` (0: as stored), then training draws random ``crop`` x ``crop``
     crops with horizontal flips and validation / test use centre crops of ``eval_size``. Each photo is
     assigned to train / val / test by a hash of its name (stable when files are added); with
@@ -58,7 +73,7 @@ class ColorizationDataConfig(StrictModel):
     """
 
     kind: Literal["skimage", "folder"] = "skimage"
-    root: str | None = None
+    root: str | list[str] | None = None
     resize: int = Field(256, ge=0)
     crop: int = Field(128, ge=16)
     eval_size: int = Field(256, ge=16)
@@ -72,6 +87,12 @@ class ColorizationDataConfig(StrictModel):
     l_norm: float = Field(100.0, gt=0)
     batch_size: int = Field(16, ge=1)
     num_workers: int = Field(0, ge=0)
+    hints: HintSamplingConfig = HintSamplingConfig()
+
+    @property
+    def roots(self) -> list[str]:
+        """``root`` as a list (empty for the embedded default)."""
+        return [] if self.root is None else [self.root] if isinstance(self.root, str) else list(self.root)
 
     @model_validator(mode="after")
     def _check(self) -> ColorizationDataConfig:
@@ -95,9 +116,15 @@ class ColorizationModelConfig(StrictModel):
     ``prior_sigma``) or ``reference`` (ImageNet, from the paper's release). ``lam``: weight of the uniform
     distribution in the rebalancing weights. ``k`` / ``sigma``: soft encoding. ``temperature``: annealed
     mean (0: mode, 1: mean). ``infer_size``: short side at which whole photos are colorized.
+
+    ``arch: siggraph17`` (:class:`~tinct.colorization.siggraph.SIGGRAPHNet`, with ``head: regression``):
+    the loss is ``class_weight`` x the cross entropy of its 529-bin head at 1/4 resolution (nearest bin;
+    each pixel weighted by the rebalancing weight of its nearest of the 313 bins when ``rebalance``) plus
+    ``regression_weight`` x the Huber loss (delta 1 CIELAB unit) of its full-resolution ab on ab / 110, as
+    the authors' release; the colorizer's output is the regression head.
     """
 
-    arch: Literal["eccv16"] = "eccv16"
+    arch: Literal["eccv16", "siggraph17"] = "eccv16"
     width: float = Field(0.25, gt=0, le=2)
     head: Literal["classification", "regression"] = "classification"
     rebalance: bool = True
@@ -108,6 +135,17 @@ class ColorizationModelConfig(StrictModel):
     sigma: float = Field(5.0, gt=0)
     temperature: float = Field(0.38, ge=0)
     infer_size: int = Field(256, ge=16)
+    class_weight: float = Field(1.0, ge=0)
+    regression_weight: float = Field(10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ColorizationModelConfig:
+        if self.arch == "siggraph17" and self.head != "regression":
+            raise ValueError(
+                "model.arch 'siggraph17' colorizes with its regression head: set model.head: regression "
+                "(its 529-bin classification head is trained beside it, weighted by model.class_weight)"
+            )
+        return self
 
 
 class ColorizationConfig(ExperimentConfig):
@@ -133,17 +171,28 @@ class ColorizationDataModule(SplitDataModule):
 
         if not self.splits:
             d = self.cfg.data
-            paths = skimage_photos() if d.kind == "skimage" else list_photos(d.root or "")
-            if not paths:
-                raise DataError(f"{d.root}: no photos (jpg, png, tif, bmp) found")
-            splits = split_photos(paths, d.val_fraction, d.test_fraction, d.split_seed)
+            by_root = (
+                {None: skimage_photos()} if d.kind == "skimage" else {r: list_photos(r) for r in d.roots}
+            )
+            splits: dict[str, list[Path]] = {"train": [], "val": [], "test": []}
+            for root, found in by_root.items():
+                if not found:
+                    raise DataError(f"{root}: no photos (jpg, png, tif, bmp) found")
+                for key, value in split_photos(found, d.val_fraction, d.test_fraction, d.split_seed).items():
+                    splits[key] += value
             if d.split_file:
                 from tinct.core.splits import fixed_splits
 
-                base = Path(d.root).resolve() if d.kind == "folder" and d.root else None
-                name = {p: (p.resolve().relative_to(base).as_posix() if base else p.name) for p in paths}
+                name = {}
+                for root in by_root:
+                    base = Path(root).resolve() if root is not None else None
+                    prefix = f"{base.name}/" if base is not None and len(by_root) > 1 else ""
+                    for p in by_root[root]:
+                        name[p] = prefix + (p.resolve().relative_to(base).as_posix() if base else p.name)
+                base = Path(d.roots[0]).resolve() if len(d.roots) == 1 else None
                 by_name = {v: k for k, v in name.items()}
-                where = {"kind": d.kind, "root": str(base) if base else None}
+                roots = [str(Path(r).resolve()) for r in d.roots] or None
+                where = {"kind": d.kind, "root": str(base) if base else roots}
                 own = {k: [name[p] for p in v] for k, v in splits.items()}
                 fixed = fixed_splits(d.split_file, own, where, list(by_name))
                 splits = {k: [by_name[n] for n in v] for k, v in fixed.items()}
@@ -157,7 +206,7 @@ class ColorizationDataModule(SplitDataModule):
         from tinct.colorization.photos import PhotoCrops, PhotoImages, load_photos
 
         d = self.cfg.data
-        where = d.root or "scikit-image's sample photos"
+        where = ", ".join(d.roots) or "scikit-image's sample photos"
         self.resolve_splits()
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(
             stage or "", ("train", "val", "test")
@@ -222,6 +271,8 @@ class ColorizationTask(Task):
         from tinct.colorization.networks import COLORIZERS
 
         m = cfg.model
+        if m.arch == "siggraph17":
+            import tinct.colorization.siggraph  # noqa: F401  (registers the architecture)
         self.net = COLORIZERS.get(m.arch)(width=m.width, head=m.head)
         prior = reference_prior(dtype=torch.float64)
         self.register_buffer("prior", prior.float())
@@ -266,27 +317,63 @@ class ColorizationTask(Task):
             se = se * self.class_weights[nearest_bin(ab)]
         return se.mean()
 
+    def hint_loss(self, out: Any, ab: Tensor) -> dict[str, Tensor]:
+        """SIGGRAPH17 loss terms of ``out`` (:class:`~tinct.colorization.siggraph.SIGGRAPHOutput`) against
+        the true ab at full resolution: ``ce`` (529-bin head at 1/4, nearest bin of the ab at the centre of
+        each 4 x 4 cell, as the release samples it), ``huber`` (full-resolution regression) and ``loss``."""
+        from tinct.color.quantize import nearest_bin
+        from tinct.colorization.siggraph import AB_MAX, grid_index
+
+        m = self.cfg.model
+        small = ab[..., 2::4, 2::4][..., : out.logits.shape[-2], : out.logits.shape[-1]]
+        ce = F.cross_entropy(out.logits.float(), grid_index(small), reduction="none")
+        if m.rebalance:
+            ce = ce * self.class_weights[nearest_bin(small)]
+        huber = F.smooth_l1_loss(out.ab.float() / AB_MAX, ab / AB_MAX, beta=1.0 / AB_MAX, reduction="mean")
+        ce = ce.mean()
+        return {"loss": m.class_weight * ce + m.regression_weight * huber, "ce": ce, "huber": huber}
+
+    def network_input(self, lightness: Tensor, ab: Tensor) -> Tensor:
+        """The network's input for photos of lightness ``lightness`` and true ``ab``: ``(L - l_cent) /
+        l_norm``, plus for SIGGRAPH17 nets simulated hints in training (``data.hints``), none otherwise."""
+        d = self.cfg.data
+        x = (lightness - d.l_cent) / d.l_norm
+        if not getattr(self.net, "hint_channels", 0):
+            return x
+        from tinct.colorization.hints import sample_hints
+        from tinct.colorization.siggraph import hint_input
+
+        if self.training and d.hints.rate > 0:
+            return hint_input(x, *sample_hints(ab, d.hints.rate, d.hints.p, d.hints.max_patch))
+        return hint_input(x)
+
     def step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Loss and network output; out of training also the inputs of the epoch metrics: per-pixel ab
         errors and rebalancing weights (b, H, W), per-photo PSNR and colourfulness (b,), and as ``errors``
         each photo's mean ab error."""
         from tinct.color.lab import rgb_to_lab
 
-        d = self.cfg.data
-        lab = rgb_to_lab(batch["image"])
+        # Colour conversions in float32 also under bf16 autocast (its matmuls would round the targets).
+        with torch.autocast(batch["image"].device.type, enabled=False):
+            lab = rgb_to_lab(batch["image"].float())
         lightness, ab = lab[:, :1], lab[:, 1:]
-        out = self.net((lightness - d.l_cent) / d.l_norm)
-        target = F.avg_pool2d(ab, 4)
-        result = {"loss": self.loss(out, target[..., : out.shape[-2], : out.shape[-1]]), "output": out}
+        out = self.net(self.network_input(lightness, ab))
+        if getattr(self.net, "hint_channels", 0):
+            result = {**self.hint_loss(out, ab), "output": out.ab}
+            pred_ab = out.ab.float()
+        else:
+            target = F.avg_pool2d(ab, 4)
+            result = {"loss": self.loss(out, target[..., : out.shape[-2], : out.shape[-1]]), "output": out}
+            pred_ab = self.colorizer().decode(out.float()) if not self.training else out
         if not self.training:
-            result.update(self._metrics(out, lightness, ab, batch["image"]))
+            with torch.autocast(batch["image"].device.type, enabled=False):
+                result.update(self._metrics(pred_ab.float(), lightness, ab, batch["image"].float()))
         return result
 
-    def _metrics(self, out: Tensor, lightness: Tensor, ab: Tensor, rgb: Tensor) -> dict[str, Tensor]:
+    def _metrics(self, pred_ab: Tensor, lightness: Tensor, ab: Tensor, rgb: Tensor) -> dict[str, Tensor]:
         from tinct.color.lab import lab_to_rgb
         from tinct.colorization.metrics import ab_errors, colorfulness, pixel_rebalancing_weights, psnr
 
-        pred_ab = self.colorizer().decode(out)
         pred_ab = F.interpolate(pred_ab, size=ab.shape[-2:], mode="bilinear", align_corners=False)
         errors = ab_errors(pred_ab, ab)
         pred_rgb = lab_to_rgb(torch.cat([lightness, pred_ab], 1), clip=True)
