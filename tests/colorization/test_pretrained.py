@@ -16,7 +16,6 @@ from tinct.colorization.pretrained import (
 from tinct.engine import load_config
 from tinct.engine.task import TASKS
 
-
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "colorization"
 # Each weights file shipped in the package and the recipe (or the last stage's recipe) that made it.
 SHIPPED = [

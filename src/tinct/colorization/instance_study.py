@@ -94,8 +94,8 @@ def study_instance(
         The table: one row per model and region (``whole`` / ``boxes``), the columns of :data:`METRICS`.
     """
     from tinct.colorization.evaluation import evaluate_colorization
-    from tinct.colorization.pretrained import ECCV16_COLORIZER
     from tinct.colorization.instance_data import InstanceDataModule
+    from tinct.colorization.pretrained import ECCV16_COLORIZER
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
