@@ -1,4 +1,5 @@
-"""Colorization targets of issue #5: speed and the ablation's accuracy. Prints tables, writes JSON.
+"""Colorization targets of issues #5 and #18: speed, the ablation's accuracy, the default colorizer, instance
+fusion. Prints tables, writes JSON.
 
 Sections (each can be skipped with ``--only``):
 
@@ -13,11 +14,21 @@ Sections (each can be skipped with ``--only``):
   rebalancing vs L2 regression vs grayscale, held-out photos at full resolution) read from ``--study``; the
   shipped model is checked to be the study's rebalanced run. Targets: the shipped model beats grayscale and
   L2 in rebalanced AuC and colourfulness; rebalancing raises colourfulness.
+- ``default``: the default colorizer (``tinct.colorization.pretrained.DEFAULT_COLORIZER``) vs the ECCV16 one vs
+  grayscale on the validation photos of ``configs/colorization/siggraph17_photos.yaml`` (which chose the
+  default) and its test photos, at full resolution, overall and per folder. Targets: PSNR >= gray - 0.5 dB,
+  rebalanced AuC >= gray + 3 points, better than ECCV16 in both.
+- ``instance``: the table and per-photo margins of ``tinct study instance`` (``--instance-study``). Targets:
+  inside the boxes the fused model beats the full-image model of the same budget in PSNR and rebalanced AuC;
+  on the whole image it is no worse.
+- ``colorize_boxes``: ``tinct colorize --instances --boxes`` on a 640 x 480 COCO128 photo with the shipped
+  fused model. Target: <= 2 s.
 
 Example::
 
     tinct study colorization --out runs/study-colorization      # ~35 min on a 2-core CPU, resumable
-    python benchmarks/colorization.py --study runs/study-colorization
+    tinct study instance --out runs/study-instance              # ~25 min
+    python benchmarks/colorization.py --study runs/study-colorization --instance-study runs/study-instance
 """
 
 from __future__ import annotations
@@ -287,6 +298,79 @@ def bench_default(splits: tuple[str, ...] = ("val", "test")) -> dict[str, Any]:
     return res
 
 
+COCO128 = ROOT.parent / "shared" / "data" / "detection" / "coco128"
+
+
+def bench_colorize_boxes(repeats: int) -> dict[str, Any]:
+    """``tinct colorize --instances --boxes`` on a 640 x 480 COCO128 photo with the shipped fused model:
+    per photo in the process (read, boxes, colorize, write image and panel) and the whole command."""
+    import shutil
+
+    from tinct.colorization.boxes import open_box_source
+    from tinct.colorization.colorize import colorize_file, load_colorizer
+    from tinct.colorization.photos import list_photos
+    from tinct.colorization.pretrained import INSTANCE_COLORIZER
+
+    source = open_box_source(COCO128)
+    photo = None
+    for p in list_photos(COCO128 / "images"):
+        import cv2
+
+        image = cv2.imread(str(p))
+        if (
+            image is not None
+            and image.shape[:2] == (480, 640)
+            and len(source.boxes_for(p, (480, 640)).select()) >= 3
+        ):
+            photo = p
+            break
+    if photo is None:
+        raise SystemExit("no 640 x 480 COCO128 photo with 3 boxes found")
+    n_boxes = len(source.boxes_for(photo, (480, 640)).select())
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        labels = folder / "labels"
+        labels.mkdir()
+        shutil.copy(COCO128 / "labels" / f"{photo.stem}.txt", labels)
+        colorizer, info = load_colorizer(str(INSTANCE_COLORIZER.path()))
+        colorize_file(colorizer, photo, folder / "warm", boxes=source)
+        per_file = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            colorize_file(colorizer, photo, folder / "out", boxes=source)
+            per_file.append(time.perf_counter() - t)
+        cmd = [sys.executable, "-m", "tinct.cli.main", "colorize", str(photo), "--instances", "--boxes",
+               str(labels), "--out", str(folder / "cli")]  # fmt: skip
+        walls = []
+        for _ in range(max(1, repeats // 2)):
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            walls.append(time.perf_counter() - t)
+    res = {
+        "model": info["source"],
+        "photo": photo.name,
+        "boxes": n_boxes,
+        "size": "640x480",
+        "per_photo_s": statistics.median(per_file),
+        "command_wall_s": statistics.median(walls),
+        "target_s": 2.0,
+    }
+    _table(
+        f"tinct colorize --instances --boxes, one 640 x 480 photo with {n_boxes} boxes, "
+        f"{torch.get_num_threads()} threads (median of {repeats})",
+        ["step", "seconds", "target"],
+        [
+            [
+                "read + boxes + fused colorize + write image and panel (per photo)",
+                res["per_photo_s"],
+                "<= 2 s",
+            ],
+            ["whole command (interpreter start, imports, model load)", res["command_wall_s"], ""],
+        ],
+    )
+    return res
+
+
 def bench_instance(study: Path) -> dict[str, Any]:
     """The instance study's table and per-photo margins (``tinct study instance``), with the targets."""
     import json
@@ -339,6 +423,7 @@ def main() -> None:
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--model", help="colorizer to time (default: the shipped one)")
     p.add_argument("--study", type=Path, default=ROOT / "runs" / "study-colorization")
+    p.add_argument("--instance-study", type=Path, default=ROOT / "runs" / "study-instance")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "colorization.json")
@@ -354,6 +439,15 @@ def main() -> None:
             result["accuracy"] = bench_accuracy(args.study)
         else:
             print(f"skipping accuracy: no {args.study}/study.csv (run tinct study colorization first)")
+    if "default" in args.only:
+        result["default"] = bench_default()
+    if "instance" in args.only:
+        if (args.instance_study / "study.json").is_file():
+            result["instance"] = bench_instance(args.instance_study)
+        else:
+            print(f"skipping instance: no {args.instance_study}/study.json (run tinct study instance first)")
+    if "colorize_boxes" in args.only:
+        result["colorize_boxes"] = bench_colorize_boxes(args.repeats)
     write_results(args.out, result)
 
 

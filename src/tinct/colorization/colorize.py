@@ -205,7 +205,7 @@ def colorize_file(
     extra: dict[str, Any] = {}
     if getattr(colorizer, "uses_boxes", False):
         found = _photo_boxes(boxes, path, raw)
-        extra["boxes"] = torch.as_tensor(found.xyxy, dtype=torch.float32).reshape(-1, 4)
+        extra["boxes"] = torch.tensor(found.xyxy, dtype=torch.float32).reshape(-1, 4)
         count = (
             f"{len(found)} box{'' if len(found) == 1 else 'es'}"
             if boxes is not None

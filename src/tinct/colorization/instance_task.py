@@ -113,7 +113,6 @@ class InstanceModelConfig(ColorizationModelConfig):
     arch: Literal["siggraph17"] = "siggraph17"  # type: ignore[assignment]
     head: Literal["regression"] = "regression"  # type: ignore[assignment]
     stage: Stage = "full"
-    init: str | None = None
     instance_init: str | None = None
     crop_size: int = Field(64, ge=8)
     fusion_inner: int = Field(16, ge=1)

@@ -118,10 +118,14 @@ class ColorizationModelConfig(StrictModel):
     mean (0: mode, 1: mean). ``infer_size``: short side at which whole photos are colorized.
 
     ``arch: siggraph17`` (:class:`~tinct.colorization.siggraph.SIGGRAPHNet`, with ``head: regression``):
-    the loss is ``class_weight`` x the cross entropy of its 529-bin head at 1/4 resolution (nearest bin;
-    each pixel weighted by the rebalancing weight of its nearest of the 313 bins when ``rebalance``) plus
-    ``regression_weight`` x the Huber loss (delta 1 CIELAB unit) of its full-resolution ab on ab / 110, as
-    the authors' release; the colorizer's output is the regression head.
+    the loss is ``class_weight`` x the cross entropy of its 529-bin head at 1/4 resolution (nearest bin)
+    plus ``regression_weight`` x the Huber loss (delta 1 CIELAB unit) of its full-resolution ab on ab / 110,
+    as the authors' release; with ``rebalance`` each pixel of both terms is weighted by the rebalancing
+    weight of its nearest of the 313 bins. The colorizer's output is the regression head.
+
+    ``init``: a colorization run folder, checkpoint or exported ``.pt`` (the shipped colorizers included)
+    whose network, of this architecture and width, starts the training (fine-tuning); read when training
+    starts, not when the config is parsed, and not when a run resumes from its own checkpoint.
     """
 
     arch: Literal["eccv16", "siggraph17"] = "eccv16"
@@ -137,6 +141,7 @@ class ColorizationModelConfig(StrictModel):
     infer_size: int = Field(256, ge=16)
     class_weight: float = Field(1.0, ge=0)
     regression_weight: float = Field(10.0, ge=0)
+    init: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ColorizationModelConfig:
@@ -278,6 +283,34 @@ class ColorizationTask(Task):
         self.register_buffer("prior", prior.float())
         self.register_buffer("class_weights", rebalancing_weights(prior, m.lam).float())
 
+    def load_initial_weights(self) -> None:
+        """Load ``model.init`` into the network (see :class:`ColorizationModelConfig`).
+
+        Raises:
+            RunDirError: the named run or file does not exist or holds no colorizer.
+            ConfigError: its network does not fit this one (architecture or width).
+        """
+        from tinct.core.exceptions import ConfigError, RunDirError
+
+        init = self.cfg.model.init
+        if init is None:
+            return
+        if not Path(init).exists():
+            raise RunDirError(f"{init}: model.init not found (a colorization run folder, .ckpt or exported .pt)")
+        from tinct.colorization.colorize import load_colorizer
+        from tinct.engine.run_dir import checkpoint_mismatches
+
+        state = {k: v.float() for k, v in load_colorizer(init)[0].net.state_dict().items()}
+        problems = checkpoint_mismatches(self.net, state)
+        if problems:
+            raise ConfigError(f"{init}: model.init does not fit this network: " + "; ".join(problems[:3]))
+        self.net.load_state_dict(state)
+
+    def on_fit_start(self) -> None:
+        # After Lightning restored a resumed run's own checkpoint (which then wins), before the first step.
+        if self.trainer.ckpt_path is None:
+            self.load_initial_weights()
+
     def setup(self, stage: str) -> None:
         # A resumed run's checkpoint overwrites these buffers after setup(), so this costs nothing there.
         if stage == "fit" and self.cfg.model.prior == "data" and self.trainer is not None:
@@ -329,8 +362,10 @@ class ColorizationTask(Task):
         ce = F.cross_entropy(out.logits.float(), grid_index(small), reduction="none")
         if m.rebalance:
             ce = ce * self.class_weights[nearest_bin(small)]
-        huber = F.smooth_l1_loss(out.ab.float() / AB_MAX, ab / AB_MAX, beta=1.0 / AB_MAX, reduction="mean")
-        ce = ce.mean()
+        huber = F.smooth_l1_loss(out.ab.float() / AB_MAX, ab / AB_MAX, beta=1.0 / AB_MAX, reduction="none")
+        if m.rebalance:  # rare (saturated) colours weigh as much as common ones in both terms
+            huber = huber * self.class_weights[nearest_bin(ab)][:, None]
+        ce, huber = ce.mean(), huber.mean()
         return {"loss": m.class_weight * ce + m.regression_weight * huber, "ce": ce, "huber": huber}
 
     def network_input(self, lightness: Tensor, ab: Tensor) -> Tensor:
