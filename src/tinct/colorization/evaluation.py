@@ -89,11 +89,6 @@ _NAMES = ("model", "gray")
 _PHOTO_KEYS = ("psnr", "ssim", "colorfulness", "lpips")
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 def _uint8(rgb: Tensor) -> Tensor:
     return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
