@@ -17,9 +17,9 @@ import torch
 from tinct.cli.main import main
 from tinct.color.lab import lab_to_rgb, rgb_to_lab
 from tinct.colorization.evaluation import LPIPS_FID_NOTE, evaluate_colorization
-from tinct.colorization.perceptual import load_fid, load_lpips, lpips_score, ssim_map
 from tinct.colorization.metrics import grayscale_from_lab
 from tinct.colorization.networks import ColorizationNet, Colorizer
+from tinct.colorization.perceptual import load_fid, load_lpips, lpips_score, ssim_map
 from tinct.core.exceptions import ConfigError, DataError
 
 AB = (12.0, -7.0)

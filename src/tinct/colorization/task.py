@@ -296,7 +296,9 @@ class ColorizationTask(Task):
         if init is None:
             return
         if not Path(init).exists():
-            raise RunDirError(f"{init}: model.init not found (a colorization run folder, .ckpt or exported .pt)")
+            raise RunDirError(
+                f"{init}: model.init not found (a colorization run folder, .ckpt or exported .pt)"
+            )
         from tinct.colorization.colorize import load_colorizer
         from tinct.engine.run_dir import checkpoint_mismatches
 
