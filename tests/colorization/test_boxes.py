@@ -437,7 +437,7 @@ def test_detector_bad_input(tmp_path: Path, detector_state: dict[str, torch.Tens
     with pytest.raises(DataError, match=r"w\.pt: detector weights file not found"):
         detector_source(DETECTOR, tmp_path / "w.pt")
     garbage = _write(tmp_path / "garbage.pt", "not a checkpoint")
-    with pytest.raises(DataError, match=r"garbage\.pt: cannot load weights safely") as err:
+    with pytest.raises(DataError, match=r"garbage\.pt: cannot load detector weights safely") as err:
         detector_source(DETECTOR, garbage)
     assert "\n" not in str(err.value)
     torch.save(torch.nn.Linear(2, 3).state_dict(), tmp_path / "linear.pt")

@@ -336,23 +336,9 @@ def _read_text(path: Path) -> str:
 
 
 def _load_json(path: Path) -> Any:
-    text = _read_text(path)
-    if not text.strip():
-        raise DataError(f"{path}: empty JSON file (expected boxes)")
+    from tinct.core.jsonfile import read_json
 
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in pairs]
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        if repeated:
-            raise DataError(f"{path}: key(s) {', '.join(map(repr, repeated))} given twice in one object")
-        return dict(pairs)
-
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as err:
-        raise DataError(
-            f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
-        ) from err
+    return read_json(path, "JSON file", "expected boxes")
 
 
 def _xyxy_list(entries: Any, where: str, size: tuple[int, int], image: Path) -> Boxes:

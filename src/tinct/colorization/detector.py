@@ -103,26 +103,10 @@ def detector_source(
 
 
 def _load_detector(name: str, path: Path, min_score: float) -> Any:
-    import torch
 
-    if not path.is_file():
-        raise DataError(
-            f"{path}: detector weights file not found (tinct never downloads weights; name a local file)"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for foreign or corrupt files
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(
-            f"{path}: cannot load weights safely with torch.load(weights_only=True): {first}"
-        ) from err
-    if isinstance(state, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
+    from tinct.nn.weights import read_state_dict
+
+    state = read_state_dict(path, "detector weights")
     for prefix in ("module.", "model."):  # DistributedDataParallel; a training module's attribute
         if state and all(str(k).startswith(prefix) for k in state):
             state = {str(k).removeprefix(prefix): v for k, v in state.items()}

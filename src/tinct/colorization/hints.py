@@ -448,22 +448,7 @@ def load_hints(path: str | os.PathLike[str]) -> HintFile:
         raise DataError(f"{p}: hint file not found")
     if not p.is_file():
         raise DataError(f"{p}: not a file (expected a JSON hint file)")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{p}: cannot read the hint file ({err})") from err
-    if not text.strip():
-        raise DataError(f"{p}: empty hint file; expected JSON such as [{_EXAMPLE}]")
+    from tinct.core.jsonfile import read_json
 
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in pairs]
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        if repeated:
-            raise DataError(f"{p}: key(s) {', '.join(map(repr, repeated))} given twice in one object")
-        return dict(pairs)
-
-    try:
-        data = json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{p}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from err
+    data = read_json(p, "hint file", f"expected JSON such as [{_EXAMPLE}]")
     return HintFile.from_json(data, str(p))

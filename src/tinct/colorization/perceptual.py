@@ -111,18 +111,9 @@ def ssim_map(pred: Tensor, target: Tensor, sigma: float = _SSIM_SIGMA, rows: int
 
 def _backbone_state(path: Path) -> tuple[str, dict[str, Tensor]]:
     """The ``features`` tensors of torchvision AlexNet / VGG-16 weights, keyed as in ``model.features``."""
-    if not path.is_file():
-        raise DataError(f"{path}: LPIPS backbone weights not found (tinct never downloads weights)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise DataError(
-            f"{path}: cannot load LPIPS backbone weights with torch.load(weights_only=True): {_first_line(err)}"
-        ) from err
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise DataError(f"{path}: expected a state dict of tensors (torchvision AlexNet or VGG-16 weights)")
+    from tinct.nn.weights import read_state_dict
+
+    state = read_state_dict(path, "LPIPS backbone weights")
     features: dict[str, Tensor] = {}
     for key, value in state.items():
         key = key.removeprefix("module.")
@@ -251,16 +242,9 @@ def load_fid(path: str | os.PathLike[str]) -> Any:
         )
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    if not path.is_file():
-        raise DataError(f"{path}: FID Inception weights not found (tinct never downloads weights)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise DataError(
-            f"{path}: cannot load FID Inception weights with torch.load(weights_only=True): {_first_line(err)}"
-        ) from err
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise DataError(f"{path}: expected a state dict of tensors ({FID_WEIGHTS_FILE})")
+    from tinct.nn.weights import read_state_dict
+
+    state = read_state_dict(path, "FID Inception weights")
     with tempfile.TemporaryDirectory(prefix="tinct-fid-") as tmp:
         safe = Path(tmp) / "inception.pth"
         torch.save(dict(state), safe)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from tinct.core.exceptions import DataError, some_of
 
-__all__ = ["LoadedWeights", "PartialLoadWarning", "load_weights"]
+__all__ = ["LoadedWeights", "PartialLoadWarning", "load_weights", "read_state_dict"]
 
 _log = logging.getLogger(__name__)
 _EXAMPLES = 3
@@ -50,22 +50,34 @@ class LoadedWeights:
     head: tuple[str, ...]
 
 
-def _read_state(path: str | os.PathLike[str]) -> dict[str, object]:
+def read_state_dict(path: str | os.PathLike[str], what: str = "weights") -> dict[str, Tensor]:
+    """The state dict in a local weights file: bare, or under a ``"state_dict"`` or ``"model"`` key (as
+    training scripts save it), read with ``torch.load(weights_only=True)`` (no pickled code runs).
+
+    Args:
+        path: the file (never downloaded).
+        what: what the file holds, for messages ("detector weights", "LPIPS backbone weights").
+
+    Raises:
+        DataError: the file is missing, cannot be loaded safely or holds no dict of tensors (one line naming
+            the file).
+    """
     if not os.path.isfile(path):
-        raise DataError(f"{path}: weights file not found (tinct never downloads weights; name a local file)")
+        raise DataError(f"{path}: {what} file not found (tinct never downloads weights; name a local file)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+    except Exception as err:  # torch raises many types for foreign or corrupt files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(
-            f"{path}: cannot load weights safely with torch.load(weights_only=True): {err}"
+            f"{path}: cannot load {what} safely with torch.load(weights_only=True): {first}"
         ) from err
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if key in state and isinstance(state[key], dict):
                 state = state[key]
                 break
-    if not isinstance(state, dict):
-        raise DataError(f"{path}: expected a state dict, got {type(state).__name__}")
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise DataError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
     return state
 
 
@@ -98,7 +110,7 @@ def load_weights(
             without ``partial``, a model tensor is missing from it or one of its tensors (outside ``head``)
             has no place in the model. The message names the file, the counts and a few keys of each.
     """
-    state = _read_state(path)
+    state = read_state_dict(path)
     own = model.state_dict()
     matched: dict[str, Tensor] = {}
     unexpected: list[str] = []
