@@ -72,6 +72,16 @@ def _test_photo(folder: Path) -> Path:
     return path
 
 
+def _command_times(cmd: list[str], repeats: int) -> list[float]:
+    """Wall-clock seconds of ``repeats`` runs of a whole command (interpreter start and imports included)."""
+    walls = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t)
+    return walls
+
+
 def bench_colorize(model: str | None, repeats: int) -> dict[str, Any]:
     from tinct.colorization.colorize import colorize_file, load_colorizer
 
@@ -95,11 +105,7 @@ def bench_colorize(model: str | None, repeats: int) -> dict[str, Any]:
         cmd = [sys.executable, "-m", "tinct.cli.main", "colorize", str(photo), "--out", str(folder / "cli")]
         if model:
             cmd += ["--model", model]
-        walls = []
-        for _ in range(max(1, repeats // 2)):
-            t = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True)
-            walls.append(time.perf_counter() - t)
+        walls = _command_times(cmd, max(1, repeats // 2))
     res = {
         "model": info["source"],
         "size": "1024x768",
@@ -341,11 +347,7 @@ def bench_colorize_boxes(repeats: int) -> dict[str, Any]:
             per_file.append(time.perf_counter() - t)
         cmd = [sys.executable, "-m", "tinct.cli.main", "colorize", str(photo), "--instances", "--boxes",
                str(labels), "--out", str(folder / "cli")]  # fmt: skip
-        walls = []
-        for _ in range(max(1, repeats // 2)):
-            t = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True)
-            walls.append(time.perf_counter() - t)
+        walls = _command_times(cmd, max(1, repeats // 2))
     res = {
         "model": info["source"],
         "photo": photo.name,

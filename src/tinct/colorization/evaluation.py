@@ -21,20 +21,14 @@ With a box source every metric but FID is also computed inside the union of each
 (:meth:`tinct.colorization.boxes.Boxes.select`: score > 0.7, at most 8): AuC pooled over the box pixels of
 all photos; PSNR from the mean squared error over a photo's box pixels; SSIM the mean of its map over the
 box pixels 5 pixels from the photo's border and more, LPIPS the mean of its map (``spatial``: each layer's
-map upsampled bilinearly to the photo) over the box pixels; colourfulness of the set of box pixels. FID is a statistic of whole photos and is not computed for boxes.
+map upsampled bilinearly to the photo) over the box pixels; colourfulness of the set of box pixels. FID is a
+statistic of whole photos and is not computed for boxes.
 
 References:
     Su, J.-W., Chu, H.-K., & Huang, J.-B. (2020). Instance-aware Image Colorization. CVPR 2020, 7968-7977
     (the evaluation: LPIPS, PSNR, SSIM on whole images). https://arxiv.org/abs/2005.10825
 
-    Wang, Z., Bovik, A. C., Sheikh, H. R., & Simoncelli, E. P. (2004). Image quality assessment: from error
-    visibility to structural similarity. IEEE TIP 13(4), 600-612. https://doi.org/10.1109/TIP.2003.819861
-
-    Zhang, R., Isola, P., Efros, A. A., Shechtman, E., & Wang, O. (2018). The Unreasonable Effectiveness of
-    Deep Features as a Perceptual Metric. CVPR 2018. https://arxiv.org/abs/1801.03924
-
-    Heusel, M., Ramsauer, H., Unterthiner, T., Nessler, B., & Hochreiter, S. (2017). GANs Trained by a Two
-    Time-Scale Update Rule Converge to a Local Nash Equilibrium. NeurIPS 2017 (FID).
+    The SSIM, LPIPS and FID references are in :mod:`tinct.colorization.perceptual`.
 """
 
 from __future__ import annotations
