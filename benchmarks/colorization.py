@@ -218,9 +218,9 @@ def bench_accuracy(study: Path) -> dict[str, Any]:
             )
     shipped = None
     try:
-        from tinct.colorization.pretrained import DEFAULT_COLORIZER
+        from tinct.colorization.pretrained import ECCV16_COLORIZER
 
-        card = DEFAULT_COLORIZER.card()
+        card = ECCV16_COLORIZER.card()
         shipped = card.get("test_metrics")
     except Exception as err:  # reported, not fatal
         print(f"shipped colorizer card unavailable: {err}")

@@ -82,8 +82,9 @@ INSTANCE_COLORIZER = PretrainedWeights(
     "stages) trained on COCO128 with its boxes by configs/colorization/instance_{full,instance,fusion}.yaml",
 )
 #: What ``tinct colorize`` uses without ``--model``: the better of the shipped automatic colorizers on the
-#: validation photos of configs/colorization/siggraph17_photos.yaml (see the README's colorization section).
-DEFAULT_COLORIZER = ECCV16_COLORIZER
+#: 364 validation photos of configs/colorization/siggraph17_photos.yaml at full resolution (rebalanced AuC
+#: 59.87 vs 57.59 %, PSNR 19.11 vs 18.41 dB; grayscale 55.23 / 18.57; see the README).
+DEFAULT_COLORIZER = SIGGRAPH17_COLORIZER
 
 
 def export_colorizer(
