@@ -148,3 +148,23 @@ def test_model_init_starts_from_a_colorizer_file(tmp_path: Path) -> None:
     )
     with pytest.raises(RunDirError, match=r"model\.init not found"):
         missing.load_initial_weights()
+
+
+def test_export_keeps_batch_norm_statistics_float16_cannot_hold(tmp_path: Path) -> None:
+    from tinct.colorization.pretrained import _compact, load_colorizer_file
+
+    net = SIGGRAPHNet(0.125)
+    with torch.no_grad():
+        net.conv7[-1].running_var.fill_(5.6e5)  # measured in the shipped recipe's run: beyond 65504
+    compact = {k: _compact(k, v) for k, v in net.state_dict().items()}
+    assert compact["conv7.6.running_var"].dtype == torch.float32
+    assert compact["conv1.0.weight"].dtype == torch.float16
+    cfg = config_from_dict(
+        {"task": "colorization", "model": {"arch": "siggraph17", "head": "regression", "width": 0.125}}
+    )
+    torch.save(
+        {"format": FORMAT, "config": cfg.model_dump(mode="json"), "state_dict": compact}, tmp_path / "c.pt"
+    )
+    loaded, _ = load_colorizer_file(tmp_path / "c.pt")
+    assert all(torch.isfinite(v).all() for v in loaded.net.state_dict().values() if v.is_floating_point())
+    assert torch.equal(loaded.net.conv7[-1].running_var, net.conv7[-1].running_var)

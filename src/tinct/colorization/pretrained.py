@@ -6,7 +6,8 @@ only weights loaded without a user-named file are these, stored inside the packa
 
 Exported colorizer files (``.pt``) hold ``{"format", "config", "state_dict"}``: the run's resolved config
 (enough to rebuild the network and its decoding) and the network's weights in float16 (half the size;
-predicted ab moved by at most 0.14 CIELAB units on six photos). They load with
+predicted ab moved by at most 0.14 CIELAB units on six photos), batch-norm statistics in float32 (their
+variances can exceed float16's range). They load with
 ``torch.load(weights_only=True)``. Runs of the ``colorization`` and ``instance_colorization`` tasks export
 alike; a fusion-stage run's file holds its whole :class:`~tinct.colorization.instance.InstanceFusionNet`
 (full-image, instance and fusion networks) and loads as an
@@ -110,7 +111,7 @@ def export_colorizer(
     from tinct.colorization.colorize import evaluate_colorization, load_colorizer
 
     colorizer, info = load_colorizer(run)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in colorizer.net.state_dict().items()}
+    state = {k: _compact(k, v) for k, v in colorizer.net.state_dict().items()}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save({"format": FORMAT, "config": info["config"], "state_dict": state}, out)
@@ -144,6 +145,15 @@ def export_colorizer(
         )
     atomic_write_json(out.with_suffix(".json"), {**entries, **(card or {})})
     return out
+
+
+def _compact(key: str, value: torch.Tensor) -> torch.Tensor:
+    """A weight in float16, except batch-norm statistics and values float16 cannot hold (kept in float32): a
+    SIGGRAPH17 network's block-7 running variance reaches 5.6e5, beyond float16's 65504, and became inf."""
+    if not value.is_floating_point() or key.endswith(("running_mean", "running_var")):
+        return value
+    half = value.half()
+    return half if torch.isfinite(half).all() else value
 
 
 def _colorizer_from_config(config: Any, source: Path, temperature: float | None) -> Any:
