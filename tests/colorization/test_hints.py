@@ -22,6 +22,7 @@ from tinct.cli.main import main
 from tinct.colorization.colorize import colorize, colorize_file
 from tinct.colorization.hints import HintFile, Hints, load_hints
 from tinct.colorization.networks import ColorizationNet, Colorizer
+from tinct.colorization.pretrained import ECCV16_COLORIZER
 from tinct.colorization.siggraph import SIGGRAPHNet
 from tinct.core.exceptions import ConfigError, DataError
 
@@ -373,6 +374,8 @@ def test_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
                  "--hints", str(hints)]) == 2  # fmt: skip
     assert f"tinct colorize: error: {hints}: point 0: ab must be" in capsys.readouterr().err
     _write(hints, [{"x": 1, "y": 1, "ab": [0, 50]}])
-    assert main(["colorize", str(photos[0]), "--out", str(tmp_path / "o4"), "--hints", str(hints)]) == 2
+    eccv16 = str(ECCV16_COLORIZER.path())
+    assert main(["colorize", str(photos[0]), "--out", str(tmp_path / "o4"), "--model", eccv16,
+                 "--hints", str(hints)]) == 2  # fmt: skip
     assert "(ColorizationNet) takes no colour hints; use a SIGGRAPH17 model" in capsys.readouterr().err
     assert not (tmp_path / "o3").exists() and not (tmp_path / "o4").exists()

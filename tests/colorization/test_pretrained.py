@@ -20,7 +20,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "colorization"
 # Each weights file shipped in the package and the recipe (or the last stage's recipe) that made it.
 SHIPPED = [
     (ECCV16_COLORIZER, CONFIGS / "eccv16_photos.yaml"),
-    (SIGGRAPH17_COLORIZER, CONFIGS / "siggraph17_photos.yaml"),
+    (SIGGRAPH17_COLORIZER, CONFIGS / "siggraph17_photos_rebalanced.yaml"),
     (INSTANCE_COLORIZER, CONFIGS / "instance_fusion.yaml"),
 ]
 
