@@ -25,7 +25,7 @@ TINY_DATA = {
     "illuminant": ["data.n_train=16", "data.n_val=8", "data.n_test=8", "data.size=32", "data.batch_size=8"],
     "colorization": [
         "data.resize=48", "data.crop=32", "data.eval_size=40", "data.samples_per_epoch=8", "data.batch_size=4",
-        "model.infer_size=48",
+        "model.infer_size=48", "model.init=null",  # fine-tuning recipes start from runs made before
     ],
     "patch": [
         "data.synth_n=16", "data.synth_size=[96, 72]", "data.photos_per_shade=2", "data.size=32",
@@ -35,8 +35,7 @@ TINY_DATA = {
 TINY_DATA["illuminant_embedding"] = TINY_DATA["illuminant"]
 # The stages start from each other's runs and the shipped SIGGRAPH17 weights: here from random weights.
 TINY_DATA["instance_colorization"] = [
-    *TINY_DATA["colorization"], "data.batch_size=2", "model.crop_size=16", "model.init=null",
-    "model.instance_init=null",
+    *TINY_DATA["colorization"], "data.batch_size=2", "model.crop_size=16", "model.instance_init=null",
 ]  # fmt: skip
 
 
