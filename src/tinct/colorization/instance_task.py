@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import Field, model_validator
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import Metric
 
 from tinct.colorization.boxes import MIN_SCORE, TOP_K
@@ -54,9 +53,11 @@ from tinct.colorization.task import (
     ColorizationDataConfig,
     ColorizationModelConfig,
     ColorizationTask,
+    initial_state,
+    load_network,
 )
 from tinct.core.config import ExperimentConfig
-from tinct.core.exceptions import ConfigError, RunDirError, some_of
+from tinct.core.exceptions import ConfigError
 from tinct.engine.task import TASKS
 
 __all__ = [
@@ -145,70 +146,17 @@ class InstanceColorizationConfig(ColorizationConfig):
 def siggraph_weights(
     source: str | os.PathLike[str], part: Literal["full", "instance"] = "full", what: str = "model.init"
 ) -> dict[str, Tensor]:
-    """The SIGGRAPH17 network's state dict in a colorization run folder, checkpoint or exported ``.pt``.
-
-    From a fusion-stage source (whose network holds a full-image and an instance network) ``part`` picks
-    which. Half-precision weights (exported files) are returned as float32.
-
-    Args:
-        source: a run folder (its best checkpoint), a ``.ckpt`` or an exported colorizer ``.pt``.
-        part: the network taken from a fusion source.
-        what: the setting that named ``source``, for error messages.
+    """The SIGGRAPH17 network's state dict in a colorization run folder, checkpoint or exported ``.pt``
+    (from a fusion-stage source, its ``part`` network), float32.
 
     Raises:
-        RunDirError: ``source`` does not exist or holds no weights.
+        RunDirError: ``source`` does not exist or holds no colorizer.
         ConfigError: its network is not a SIGGRAPH17 one.
     """
-    from tinct.colorization.pretrained import COLORIZER_TASKS, FORMAT
-    from tinct.engine.run_dir import RunDir, read_checkpoint
-
-    p = Path(source)
-    if not p.exists():
-        raise RunDirError(
-            f"{p}: {what} not found (a colorization run folder, .ckpt or exported .pt; train or export it first)"
-        )
-    if p.is_dir() or p.suffix == ".ckpt":
-        ckpt = read_checkpoint(RunDir(p).checkpoint("best") if p.is_dir() else p)
-        config = ckpt.get("tinct_config") or {}
-        state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    else:
-        try:
-            blob = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise RunDirError(f"{p}: {what} cannot be loaded ({' '.join(str(err).split())[:200]})") from err
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise RunDirError(f"{p}: {what} is not a tinct colorizer file (expected format {FORMAT!r})")
-        if not isinstance(blob.get("state_dict"), dict):
-            raise RunDirError(f"{p}: {what} holds no 'state_dict'")
-        config, state = blob.get("config") or {}, dict(blob["state_dict"])
-    model = config.get("model") if isinstance(config, dict) else None
-    if isinstance(model, dict):  # a file without its config is judged by its tensors alone
-        task = config.get("task")
-        if task not in COLORIZER_TASKS:
-            raise ConfigError(f"{p}: {what} holds a {task!r} model, not a SIGGRAPH17 colorizer")
-        arch = model.get("arch", "eccv16")
-        if arch != "siggraph17":
-            raise ConfigError(
-                f"{p}: {what} holds an {arch!r} network; a SIGGRAPH17 one is needed (arch: siggraph17)"
-            )
-    if any(k.startswith("full.") for k in state):
-        state = {k[len(part) + 1 :]: v for k, v in state.items() if k.startswith(f"{part}.")}
-    if not state:
-        raise RunDirError(f"{p}: {what} holds no network weights")
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-
-
-def _load_into(net: nn.Module, source: str, part: Literal["full", "instance"], what: str) -> None:
-    from tinct.engine.run_dir import checkpoint_mismatches
-
-    state = siggraph_weights(source, part, what)
-    problems = checkpoint_mismatches(net, state)
-    if problems:
-        raise ConfigError(
-            f"{source}: {what} does not fit this network (model.width {getattr(net, 'width', '?')}): "
-            + some_of(problems, 3, sep="; ")
-        )
-    net.load_state_dict(state)
+    state = initial_state(source, part, what)
+    if "regressor.0.weight" not in state:  # the SIGGRAPH17 regression head
+        raise ConfigError(f"{source}: {what} holds no SIGGRAPH17 network (arch: siggraph17 is needed)")
+    return state
 
 
 # -- task -------------------------------------------------------------------------------------------------
@@ -262,7 +210,7 @@ class InstanceColorizationTask(ColorizationTask):
 
         Raises:
             RunDirError: a named run or file does not exist or holds no weights.
-            ConfigError: its network is not a SIGGRAPH17 network of this width.
+            ConfigError: its network does not fit (not a SIGGRAPH17 network of this width).
         """
         m = self.cfg.model
         if self.fusion:
@@ -273,13 +221,10 @@ class InstanceColorizationTask(ColorizationTask):
             targets = [(self.net, m.init, part, "model.init")]
         for net, source, which, what in targets:
             if source is not None:
-                _load_into(net, source, which, what)  # type: ignore[arg-type]
+                load_network(net, source, which, what)  # another architecture does not fit: ConfigError
 
     def on_fit_start(self) -> None:
-        # After Lightning restored a resumed run's weights (whose checkpoint then wins, and which needs no
-        # init any more), before the first step.
-        if self.trainer.ckpt_path is None:
-            self.load_initial_weights()
+        super().on_fit_start()  # model.init (and instance_init), unless the run resumes
         if self.fusion and self.cfg.model.freeze_instance:
             self.net.instance.eval()
             # Lightning then warns of modules in eval mode: here on purpose. train() runs fit inside

@@ -231,6 +231,51 @@ class ColorizationDataModule(SplitDataModule):
                 setattr(self, f"{name}_set", PhotoImages(images, d.eval_size))
 
 
+def initial_state(
+    source: str | os.PathLike[str], part: str | None = None, what: str = "model.init"
+) -> dict[str, Tensor]:
+    """The network weights (float32) of a colorization run folder (its best checkpoint), ``.ckpt`` or
+    exported ``.pt`` (:func:`tinct.colorization.colorize.load_colorizer`), to start a training from.
+
+    ``part`` (``"full"`` or ``"instance"``) picks that network of an instance-aware (fusion) source; from any
+    other source the whole network is taken.
+
+    Raises:
+        RunDirError: ``source`` does not exist or holds no colorizer.
+    """
+    from tinct.colorization.colorize import load_colorizer
+    from tinct.core.exceptions import RunDirError
+
+    if not Path(source).exists():
+        raise RunDirError(f"{source}: {what} not found (a colorization run folder, .ckpt or exported .pt)")
+    net = load_colorizer(source)[0].net
+    if part is not None and hasattr(net, "full") and hasattr(net, "instance"):
+        net = getattr(net, part)
+    return {k: v.float() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+
+
+def load_network(
+    net: torch.nn.Module, source: str | os.PathLike[str], part: str | None = None, what: str = "model.init"
+) -> None:
+    """Load :func:`initial_state` of ``source`` into ``net``, strictly.
+
+    Raises:
+        RunDirError: ``source`` does not exist or holds no colorizer.
+        ConfigError: its network does not fit ``net`` (architecture or width; the first mismatches named).
+    """
+    from tinct.core.exceptions import ConfigError
+    from tinct.engine.run_dir import checkpoint_mismatches
+
+    state = initial_state(source, part, what)
+    problems = checkpoint_mismatches(net, state)
+    if problems:
+        raise ConfigError(
+            f"{source}: {what} does not fit this network (model.width {getattr(net, 'width', '?')}): "
+            + "; ".join(problems[:3])
+        )
+    net.load_state_dict(state)
+
+
 def data_prior(images: Sequence[np.ndarray], sigma: float = 5.0) -> Tensor:
     """The ab prior of uint8 sRGB photos ``H x W x 3``: their bin counts smoothed (``sigma``), sum 1
     (float64, (313,)); see :mod:`tinct.color.quantize.prior`."""
@@ -290,23 +335,8 @@ class ColorizationTask(Task):
             RunDirError: the named run or file does not exist or holds no colorizer.
             ConfigError: its network does not fit this one (architecture or width).
         """
-        from tinct.core.exceptions import ConfigError, RunDirError
-
-        init = self.cfg.model.init
-        if init is None:
-            return
-        if not Path(init).exists():
-            raise RunDirError(
-                f"{init}: model.init not found (a colorization run folder, .ckpt or exported .pt)"
-            )
-        from tinct.colorization.colorize import load_colorizer
-        from tinct.engine.run_dir import checkpoint_mismatches
-
-        state = {k: v.float() for k, v in load_colorizer(init)[0].net.state_dict().items()}
-        problems = checkpoint_mismatches(self.net, state)
-        if problems:
-            raise ConfigError(f"{init}: model.init does not fit this network: " + "; ".join(problems[:3]))
-        self.net.load_state_dict(state)
+        if self.cfg.model.init is not None:
+            load_network(self.net, self.cfg.model.init)
 
     def on_fit_start(self) -> None:
         # After Lightning restored a resumed run's own checkpoint (which then wins), before the first step.
