@@ -287,28 +287,34 @@ class Colorizer(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(size) > max(ph, pw) else "replicate")
         if hints is not None:
             hints = tuple(F.pad(t.to(device), (0, pw, 0, ph)) for t in hints)  # type: ignore[assignment]
-        if boxes is None:
-            return self.network_ab(x, temperature, hints)[..., : size[0], : size[1]]
-        if not self.uses_boxes:
-            from tinct.core.exceptions import ConfigError
-
-            raise ConfigError(
-                f"this {type(self.net).__name__} takes no object boxes (an instance-aware model does)"
-            )
-        scale = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4) * torch.tensor(
-            [size[1] / w, size[0] / h, size[1] / w, size[0] / h]
-        )
-        return self.network_ab(x, temperature, hints, scale.to(device))[..., : size[0], : size[1]]  # type: ignore[call-arg]
+        if boxes is not None:  # photo pixels -> the network's input pixels
+            scale = torch.tensor([size[1] / w, size[0] / h, size[1] / w, size[0] / h])
+            boxes = (torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4) * scale).to(device)
+        return self.network_ab(x, temperature, hints, boxes)[..., : size[0], : size[1]]
 
     def network_ab(
-        self, x: Tensor, temperature: float | None = None, hints: tuple[Tensor, Tensor] | None = None
+        self,
+        x: Tensor,
+        temperature: float | None = None,
+        hints: tuple[Tensor, Tensor] | None = None,
+        boxes: Tensor | None = None,
     ) -> Tensor:
         """ab at the resolution of the normalised lightness ``x`` :math:`(B, 1, H, W)` (H, W multiples of 8).
 
         ECCV16 nets: the decoded 1/4-resolution prediction upsampled x 4. Nets with hint channels (SIGGRAPH17):
         their full-resolution regression head, given ``hints`` = (ab :math:`(B, 2, H, W)`, mask
-        :math:`(B, 1, H, W)`) or none.
+        :math:`(B, 1, H, W)`) or none. ``boxes`` (in pixels of ``x``) only for instance-aware colorizers
+        (:class:`tinct.colorization.instance.InstanceColorizer` overrides this method).
+
+        Raises:
+            ConfigError: hints for a net without hint channels, or boxes for one that is not instance-aware.
         """
+        if boxes is not None:
+            from tinct.core.exceptions import ConfigError
+
+            raise ConfigError(
+                f"this {type(self.net).__name__} takes no object boxes (an instance-aware model does)"
+            )
         if getattr(self.net, "hint_channels", 0):
             from tinct.colorization.siggraph import hint_input
 
