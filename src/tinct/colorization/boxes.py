@@ -38,12 +38,13 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePath, PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from tinct.core.exceptions import DataError, ShapeError
+from tinct.core.naming import key_matches
 
 __all__ = ["MIN_SCORE", "TOP_K", "BoxSource", "Boxes", "open_box_source"]
 
@@ -367,13 +368,6 @@ def _image_text(image: Path, w: float, h: float) -> str:
     return f"the {w:g} x {h:g} (width x height) image {Path(image).name}"
 
 
-def _key_matches(key: str, photo: Path) -> bool:
-    parts = PurePath(key).parts
-    if not parts or len(parts) > len(photo.parts) or parts[-1] not in (photo.name, photo.stem):
-        return False
-    return tuple(parts[:-1]) == photo.parts[len(photo.parts) - len(parts) : -1]
-
-
 class _YoloSource:
     """YOLO label files ``<stem>.txt`` in ``labels`` (``images``: the dataset's image folder, if any)."""
 
@@ -522,7 +516,7 @@ class _JsonFileSource:
     def boxes_for(self, image: Path, size: tuple[int, int], rgb: np.ndarray | None = None) -> Boxes:
         size = _check_size(size)
         _check_image(image, rgb)
-        keys = [k for k in self.data if _key_matches(k, Path(image))]
+        keys = [k for k in self.data if key_matches(k, Path(image))]
         if len(keys) > 1:
             raise DataError(
                 f"{self.path}: keys {', '.join(map(repr, keys))} all name {image}; give its boxes once"

@@ -39,7 +39,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,6 +47,7 @@ from torch import Tensor
 
 from tinct.colorization.siggraph import AB_MAX
 from tinct.core.exceptions import DataError
+from tinct.core.naming import key_matches
 
 __all__ = ["DEFAULT_RADIUS", "HintFile", "Hints", "load_hints", "sample_hints"]
 
@@ -320,13 +321,6 @@ class Hints:
         return ab, mask
 
 
-def _key_matches(key: str, photo: Path) -> bool:
-    parts = PurePath(key).parts
-    if not parts or len(parts) > len(photo.parts) or parts[-1] not in (photo.name, photo.stem):
-        return False
-    return tuple(parts[:-1]) == photo.parts[len(photo.parts) - len(parts) : -1]
-
-
 @dataclass(frozen=True)
 class HintFile:
     """A parsed hint file (:func:`load_hints`): one list of points, or photo keys mapped to their points.
@@ -379,7 +373,7 @@ class HintFile:
         )
 
     def _keys_for(self, photo: Path) -> list[str]:
-        return [k for k in self.photos if _key_matches(k, photo)]
+        return [k for k in self.photos if key_matches(k, photo)]
 
     def for_photo(self, photo: str | os.PathLike[str]) -> Hints | None:
         """The hints of ``photo`` (matched by name, stem or trailing path parts), or None when it has none.
@@ -413,7 +407,7 @@ class HintFile:
             return [self.points] * len(photos), []
         used: set[str] = set()
         for key in self.photos:
-            named = [p for p in photos if _key_matches(key, p)]
+            named = [p for p in photos if key_matches(key, p)]
             if len(named) > 1:
                 from tinct.core.exceptions import some_of
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 
-__all__ = ["collect_inputs", "unique_output_names"]
+__all__ = ["collect_inputs", "key_matches", "unique_output_names"]
 
 
 def unique_output_names(paths: Sequence[Path], roots: Sequence[Path | None] | None = None) -> list[Path]:
@@ -101,3 +101,17 @@ def collect_inputs(
         else:
             missing.append(str(item))
     return paths, roots, missing
+
+
+def key_matches(key: str, path: Path) -> bool:
+    """Whether a user's key names ``path``: its file name, its stem, or its last path parts
+    (``"holiday/dog"``, ``"holiday/dog.jpg"``), as hint and box files key their photos.
+
+    Example:
+        >>> [key_matches(k, Path("trip/holiday/dog.jpg")) for k in ("dog", "dog.jpg", "holiday/dog", "x/dog")]
+        [True, True, True, False]
+    """
+    parts = PurePath(key).parts
+    if not parts or len(parts) > len(path.parts) or parts[-1] not in (path.name, path.stem):
+        return False
+    return tuple(parts[:-1]) == path.parts[len(path.parts) - len(parts) : -1]
