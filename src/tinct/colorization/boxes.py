@@ -43,10 +43,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tinct.core.exceptions import DataError, ShapeError
+from tinct.core.exceptions import ConfigError, DataError, ShapeError
 from tinct.core.naming import key_matches
 
-__all__ = ["MIN_SCORE", "TOP_K", "BoxSource", "Boxes", "open_box_source"]
+__all__ = ["MIN_SCORE", "TOP_K", "BoxSource", "Boxes", "as_box_source", "open_box_source"]
 
 #: InstColorization keeps the detections scoring above 0.7 ...
 MIN_SCORE = 0.7
@@ -206,6 +206,24 @@ class BoxSource(Protocol):
                 names the file.
         """
         ...
+
+
+def as_box_source(boxes: str | os.PathLike[str] | BoxSource | None) -> BoxSource | None:
+    """``boxes`` as a box source: a path is opened (:func:`open_box_source`), a source (anything with
+    ``boxes_for``, e.g. :func:`tinct.colorization.detector.detector_source`) is returned as it is, None stays
+    None.
+
+    Raises:
+        DataError: a path that holds no readable boxes.
+        ConfigError: neither a path nor a box source.
+    """
+    if boxes is None or isinstance(boxes, (str, os.PathLike)):
+        return None if boxes is None else open_box_source(boxes)
+    if not callable(getattr(boxes, "boxes_for", None)):
+        raise ConfigError(
+            f"boxes: expected a path or a box source with boxes_for(), got {type(boxes).__name__}"
+        )
+    return boxes
 
 
 def open_box_source(spec: str | os.PathLike[str]) -> BoxSource:

@@ -321,7 +321,9 @@ def colorize(
 
     max_pixels = None if max_pixels is None else check_max_pixels(max_pixels)
     hint_file = _hint_file(hints)
-    box_source = _box_source(boxes)
+    from tinct.colorization.boxes import as_box_source
+
+    box_source = as_box_source(boxes)
     colorizer, info = load_colorizer(model, temperature)
     if hint_file is not None:
         _check_takes_hints(colorizer, info.get("source") or model)
@@ -397,14 +399,6 @@ def colorize(
         done = sum("error" not in r for r in rows)
         raise ColorizeInterrupted(done, len(jobs), table.path) from None
     return rows
-
-
-def _box_source(boxes: str | os.PathLike[str] | BoxSource | None) -> BoxSource | None:
-    if boxes is None or not isinstance(boxes, (str, os.PathLike)):
-        return boxes
-    from tinct.colorization.boxes import open_box_source
-
-    return open_box_source(boxes)
 
 
 def _photo_boxes(source: BoxSource | None, path: Path, raw: Any) -> Boxes:

@@ -53,7 +53,7 @@ from tinct.colorization.perceptual import (
     ssim_map,
 )
 from tinct.core.atomic import atomic_write_json
-from tinct.core.exceptions import ConfigError, DataError
+from tinct.core.exceptions import DataError
 from tinct.core.progress import track
 from tinct.io.limits import check_max_pixels
 
@@ -168,21 +168,6 @@ class _Region:
         return out
 
 
-def _open_boxes(boxes: str | os.PathLike[str] | BoxSource | None) -> tuple[BoxSource | None, str | None]:
-    if boxes is None:
-        return None, None
-    if isinstance(boxes, (str, os.PathLike)):
-        from tinct.colorization.boxes import open_box_source
-
-        source = open_box_source(boxes)
-        return source, getattr(source, "description", str(boxes))
-    if not callable(getattr(boxes, "boxes_for", None)):
-        raise ConfigError(
-            f"boxes: expected a path or a box source with boxes_for(), got {type(boxes).__name__}"
-        )
-    return boxes, getattr(boxes, "description", type(boxes).__name__)
-
-
 def evaluate_colorization(
     model: str | os.PathLike[str] | None,
     data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
@@ -282,7 +267,10 @@ def evaluate_colorization(
         from torchmetrics.image.fid import FrechetInceptionDistance
 
         fid["gray"] = FrechetInceptionDistance(feature=fid["model"].inception)
-    source, source_label = _open_boxes(boxes)
+    from tinct.colorization.boxes import as_box_source
+
+    source = as_box_source(boxes)
+    source_label = None if source is None else getattr(source, "description", type(source).__name__)
     colorizer, info = load_colorizer(model, temperature)
     with_boxes = source is not None and getattr(colorizer, "uses_boxes", False)
 

@@ -271,7 +271,7 @@ def _figures(out: Path, table: pd.DataFrame, photos: Sequence[Path], box_spec: A
     from matplotlib.patches import Rectangle
 
     from tinct.color.lab import rgb_to_lab
-    from tinct.colorization.boxes import open_box_source
+    from tinct.colorization.boxes import as_box_source
     from tinct.colorization.colorize import _read, load_colorizer
     from tinct.colorization.metrics import grayscale_from_lab
 
@@ -299,7 +299,7 @@ def _figures(out: Path, table: pd.DataFrame, photos: Sequence[Path], box_spec: A
 
     if not photos:
         return
-    source = open_box_source(box_spec) if isinstance(box_spec, (str, os.PathLike)) else box_spec
+    source = as_box_source(box_spec)
     full, _ = load_colorizer(out / "full_same_budget")
     fused, _ = load_colorizer(out / "fusion")
     fig, axes = plt.subplots(len(photos), 4, figsize=(11, 2.3 * len(photos)), squeeze=False)
