@@ -354,3 +354,8 @@ class Colorizer(nn.Module):
         lightness = rgb_to_lab(rgb)[:, :1]
         lab = torch.cat([lightness, self.predict_ab(lightness, temperature)], dim=1)
         return lab_to_rgb(lab, clip=True), lab
+
+
+# Every architecture of COLORIZERS is registered once this module is imported: the SIGGRAPH17 module
+# registers itself (it imports this module, which is complete by this line).
+from tinct.colorization import siggraph as _siggraph  # noqa: E402, F401

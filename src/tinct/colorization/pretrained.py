@@ -167,8 +167,6 @@ def _colorizer_from_config(config: Any, source: Path, temperature: float | None)
             raise RunDirError(f"{source}: holds a {config['task']!r} model, not a colorizer")
         model, data = config["model"], config["data"]
         arch = model.get("arch", "eccv16")
-        if arch == "siggraph17":
-            import tinct.colorization.siggraph  # noqa: F401  (registers the architecture)
         t = float(model.get("temperature", 0.38)) if temperature is None else temperature
         decoding = (
             t, float(data.get("l_cent", 50.0)), float(data.get("l_norm", 100.0)),

@@ -321,8 +321,6 @@ class ColorizationTask(Task):
         from tinct.colorization.networks import COLORIZERS
 
         m = cfg.model
-        if m.arch == "siggraph17":
-            import tinct.colorization.siggraph  # noqa: F401  (registers the architecture)
         self.net = COLORIZERS.get(m.arch)(width=m.width, head=m.head)
         prior = reference_prior(dtype=torch.float64)
         self.register_buffer("prior", prior.float())
