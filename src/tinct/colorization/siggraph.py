@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from tinct.colorization.networks import COLORIZERS, _channels
+from tinct.colorization.networks import COLORIZERS, _block, _channels
 
 __all__ = [
     "AB_MAX",
@@ -129,18 +129,6 @@ def hint_input(lightness_normalised: Tensor, ab: Tensor | None = None, mask: Ten
     return torch.cat([lightness_normalised, ab * mask / AB_MAX, mask - 0.5], dim=1)
 
 
-def _convs(c_in: int, c_out: int, n: int, dilation: int = 1, norm: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = []
-    for i in range(n):
-        layers += [
-            nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=dilation, dilation=dilation),
-            nn.ReLU(inplace=True),
-        ]
-    if norm:
-        layers.append(nn.BatchNorm2d(c_out))
-    return layers
-
-
 @COLORIZERS.register("siggraph17")
 class SIGGRAPHNet(nn.Module):
     """SIGGRAPH17 colorization network: (L, ab hints, mask) -> 529 grid logits at 1/4 and ab at full size.
@@ -179,15 +167,15 @@ class SIGGRAPHNet(nn.Module):
         c = [_channels(base, width) for _, base, _ in _ENCODER]
         c_in = in_channels
         for i, (n, _, dilation) in enumerate(_ENCODER):
-            self.add_module(f"conv{i + 1}", nn.Sequential(*_convs(c_in, c[i], n, dilation)))
+            self.add_module(f"conv{i + 1}", _block(c_in, c[i], n, 1, dilation))
             c_in = c[i]
         c8, c9, c10 = c[2], c[1], c[1]  # 256, 128, 128 at width 1
         self.up8 = nn.Sequential(nn.ConvTranspose2d(c[6], c8, 4, stride=2, padding=1))
         self.short3_8 = nn.Sequential(nn.Conv2d(c[2], c8, 3, padding=1))
-        self.conv8 = nn.Sequential(nn.ReLU(inplace=True), *_convs(c8, c8, 2))
+        self.conv8 = nn.Sequential(nn.ReLU(inplace=True), *_block(c8, c8, 2, 1, 1))
         self.up9 = nn.Sequential(nn.ConvTranspose2d(c8, c9, 4, stride=2, padding=1))
         self.short2_9 = nn.Sequential(nn.Conv2d(c[1], c9, 3, padding=1))
-        self.conv9 = nn.Sequential(nn.ReLU(inplace=True), *_convs(c9, c9, 1))
+        self.conv9 = nn.Sequential(nn.ReLU(inplace=True), *_block(c9, c9, 1, 1, 1))
         self.up10 = nn.Sequential(nn.ConvTranspose2d(c9, c10, 4, stride=2, padding=1))
         self.short1_10 = nn.Sequential(nn.Conv2d(c[0], c10, 3, padding=1))
         self.conv10 = nn.Sequential(
