@@ -33,6 +33,11 @@ TINY_DATA = {
     ],
 }  # fmt: skip
 TINY_DATA["illuminant_embedding"] = TINY_DATA["illuminant"]
+# Transfer recipes start from the shipped colorizer at width 0.25: here a random encoder at width 0.125.
+TINY_DATA["classification"] = [
+    "data.resize=40", "data.crop=32", "data.eval_size=32", "data.batch_size=4", "model.width=0.125",
+    "model.init=null",
+]  # fmt: skip
 # The stages start from each other's runs and the shipped SIGGRAPH17 weights: here from random weights.
 TINY_DATA["instance_colorization"] = [
     *TINY_DATA["colorization"], "data.batch_size=2", "model.crop_size=16", "model.instance_init=null",
@@ -42,7 +47,7 @@ TINY_DATA["instance_colorization"] = [
 def _photo_folder(folder: Path) -> Path:
     import cv2
 
-    folder.mkdir()
+    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(6):
         image = (rng.random((8, 10, 3)) * 255).astype(np.uint8)
@@ -68,7 +73,12 @@ def _tiny(raw: dict, tmp_path: Path) -> list[str]:
     """Overrides that make a config of ``raw``'s task train in seconds (and data folders it needs)."""
     data = raw.get("data") or {}
     overrides = [*TINY, *TINY_DATA[raw["task"]], f"output_dir={tmp_path}"]
-    if raw["task"] == "instance_colorization":
+    if raw["task"] == "classification":  # photos in class folders, grouped as the config's groups name them
+        classes = [c for members in (data.get("groups") or {"all": ["a", "b"]}).values() for c in members]
+        for name in classes:
+            _photo_folder(tmp_path / "classes" / name)
+        overrides.append(f"data.root={tmp_path / 'classes'}")
+    elif raw["task"] == "instance_colorization":
         overrides.append(f"data.root={_boxed_photo_folder(tmp_path / 'boxed')}")
     elif raw["task"] == "colorization" and data.get("kind") == "folder":
         overrides.append(f"data.root={_photo_folder(tmp_path / 'photos')}")

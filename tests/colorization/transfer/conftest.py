@@ -1,0 +1,24 @@
+"""Shared fixtures of the transfer tests: tiny folders of photos in class folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def hue_folder(root: Path, per_class: int = 12, size: int = 40, hues: dict[str, int] | None = None) -> Path:
+    """Classes told apart by hue only (same saturation, same spread of value): ``root/<class>/<i>.png``."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for name, hue in (hues or {"red": 0, "green": 60, "blue": 120}).items():
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            hsv = np.empty((size, size, 3), np.uint8)
+            hsv[..., 0] = hue
+            hsv[..., 1] = 200
+            ramp = np.linspace(rng.integers(60, 120), rng.integers(160, 255), size)[None, :]
+            hsv[..., 2] = np.clip(ramp + rng.normal(0, 10, (size, size)), 0, 255)
+            cv2.imwrite(str(root / name / f"{i}.png"), cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))
+    return root
