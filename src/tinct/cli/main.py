@@ -29,6 +29,8 @@ EPILOG = """examples:
   tinct evaluate colorization --data photos/ [--model RUN_DIR_OR_WEIGHTS] [--boxes DIR|FILE]
   tinct study colorization --out runs/study-colorization
   tinct study instance --out runs/study-instance
+  tinct train configs/transfer/flowers.yaml && tinct probe colorizer.pt --data flowers/ --out runs/probe
+  tinct study transfer --out runs/study-transfer
   tinct data synth-patches --out data/patches --n 2000 && tinct data crop data/patches crops/ --context 16
   tinct train configs/patch/cross_attention.yaml && tinct evaluate RUN_DIR --data data/other_patches
   tinct study patch --out runs/study-patch
@@ -148,10 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="versions and the registered tasks and backbones")
 
-    from tinct.cli import colorization, constancy, experiments, patch
+    from tinct.cli import colorization, constancy, experiments, patch, transfer
 
     data, study = constancy.add_parsers(sub)
     colorization.add_parsers(sub, study)
+    transfer.add_parsers(sub, study)
     patch.add_parsers(data, study)
     experiments.add_parsers(sub)
     return parser
@@ -295,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tinct.cli import colorization
 
             return colorization.run(args)
+        if args.command == "probe" or (args.command == "study" and args.study_task == "transfer"):
+            from tinct.cli import transfer
+
+            return transfer.run(args)
         if (args.command == "data" and args.data_command in PATCH_DATA_COMMANDS) or (
             args.command == "study" and args.study_task == "patch"
         ):

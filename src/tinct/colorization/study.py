@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,13 +59,17 @@ class StudyVariant:
     overrides: dict[str, Any]
 
 
-def study_variants(sweep: str | os.PathLike[str] | SweepSpec = DEFAULT_SWEEP) -> list[StudyVariant]:
-    """The variants of the study's sweep file (a path or a loaded one), in its order (one per grid point)."""
+def study_variants(
+    sweep: str | os.PathLike[str] | SweepSpec = DEFAULT_SWEEP, names: Mapping[str, str] | None = None
+) -> list[StudyVariant]:
+    """The variants of a study's sweep file (a path or a loaded one), in its order (one per grid point);
+    ``names``: table names of the points' labels (default: this study's)."""
+    names = _NAMES if names is None else names
     spec = sweep if isinstance(sweep, SweepSpec) else load_study_sweep(sweep)
     out = []
     for point in spec.points():
         slug = "-".join(str(v) for v in point.params.values())
-        out.append(StudyVariant(slug, _NAMES.get(slug, slug), dict(point.overrides)))
+        out.append(StudyVariant(slug, names.get(slug, slug), dict(point.overrides)))
     return out
 
 
