@@ -69,7 +69,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 #: Inverse regularisation strengths tried by default (chosen by validation accuracy).
-DEFAULT_CS = (0.01, 0.1, 1.0)
+DEFAULT_CS = (0.0001, 0.001, 0.01, 0.1, 1.0)
 #: Bumped whenever cached features or probes would no longer match what this module computes.
 _CACHE_VERSION = 1
 Split = tuple[np.ndarray, np.ndarray]
