@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def hue_folder(root: Path, per_class: int = 12, size: int = 40, hues: dict[str, int] | None = None) -> Path:
@@ -22,3 +24,9 @@ def hue_folder(root: Path, per_class: int = 12, size: int = 40, hues: dict[str, 
             hsv[..., 2] = np.clip(ramp + rng.normal(0, 10, (size, size)), 0, 255)
             cv2.imwrite(str(root / name / f"{i}.png"), cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))
     return root
+
+
+@pytest.fixture(scope="session")
+def make_hue_folder() -> Callable[..., Path]:
+    """:func:`hue_folder`, for tests and fixtures of any scope."""
+    return hue_folder

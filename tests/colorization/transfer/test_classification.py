@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import hue_folder
 
 from tinct.colorization.transfer.data import (
     ClassificationDataConfig,
@@ -63,8 +63,8 @@ def _colorizer_file(path: Path, arch: str = "siggraph17") -> Path:
 
 
 @pytest.fixture(scope="module")
-def hues(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return hue_folder(tmp_path_factory.mktemp("hues") / "photos", per_class=10)
+def hues(make_hue_folder: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_hue_folder(tmp_path_factory.mktemp("hues") / "photos", per_class=10)
 
 
 def test_splits_disjoint_complete_and_colorizations(hues: Path) -> None:
@@ -96,10 +96,10 @@ def test_split_file_is_written_once_and_reused(hues: Path, tmp_path: Path) -> No
     assert again == first
 
 
-def test_bad_folders(tmp_path: Path) -> None:
+def test_bad_folders(make_hue_folder: Callable[..., Path], tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such folder"):
         class_folders(tmp_path / "missing")
-    one = hue_folder(tmp_path / "one", per_class=2, hues={"red": 0})
+    one = make_hue_folder(tmp_path / "one", per_class=2, hues={"red": 0})
     with pytest.raises(DataError, match=r"one.*1 class folder"):
         class_folders(one)
     flat = tmp_path / "flat"
@@ -107,16 +107,16 @@ def test_bad_folders(tmp_path: Path) -> None:
     (flat / "a.png").write_bytes((one / "red" / "0.png").read_bytes())
     with pytest.raises(DataError, match="belong in class folders"):
         class_folders(flat)
-    empty = hue_folder(tmp_path / "empty", per_class=2)
+    empty = make_hue_folder(tmp_path / "empty", per_class=2)
     (empty / "yellow").mkdir()
     with pytest.raises(DataError, match=r"yellow.*holds no photo"):
         class_folders(empty)
 
 
-def test_unreadable_photo_is_named_and_skipped(tmp_path: Path) -> None:
+def test_unreadable_photo_is_named_and_skipped(make_hue_folder: Callable[..., Path], tmp_path: Path) -> None:
     from tinct.engine.train import train
 
-    root = hue_folder(tmp_path / "photos", per_class=6)
+    root = make_hue_folder(tmp_path / "photos", per_class=6)
     (root / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     cfg = _config(root, tmp_path, head="linear", data={"val_fraction": 0.0, "test_fraction": 0.0})
     with pytest.warns(UserWarning, match=r"broken\.png"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,23 +13,6 @@ import torch
 from tinct.colorization.transfer.data import ClassificationDataConfig
 from tinct.colorization.transfer.histogram import histogram_baseline, lab_histogram
 from tinct.core.exceptions import ConfigError, ShapeError
-
-
-def _hue_folder(root: Path, per_class: int = 12) -> Path:
-    """Three classes told apart by hue only (same saturation, same spread of value)."""
-    import cv2
-
-    rng = np.random.default_rng(0)
-    for name, hue in {"red": 0, "green": 60, "blue": 120}.items():
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            hsv = np.empty((40, 40, 3), np.uint8)
-            hsv[..., 0] = hue
-            hsv[..., 1] = 200
-            ramp = np.linspace(rng.integers(60, 120), rng.integers(160, 255), 40)[None, :]
-            hsv[..., 2] = np.clip(ramp + rng.normal(0, 10, (40, 40)), 0, 255)
-            cv2.imwrite(str(root / name / f"{i}.png"), cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))
-    return root
 
 
 def _data(root: Path, **kw: object) -> ClassificationDataConfig:
@@ -77,15 +61,15 @@ def test_histogram_refuses_bad_input() -> None:
         lab_histogram(torch.rand(3, 4, 4), bins=(4, 8))
 
 
-def test_baseline_tells_hues_apart(tmp_path: Path) -> None:
-    root = _hue_folder(tmp_path / "hues")
+def test_baseline_tells_hues_apart(make_hue_folder: Callable[..., Path], tmp_path: Path) -> None:
+    root = make_hue_folder(tmp_path / "hues")
     groups = {"warm": ["red"], "cool": ["green", "blue"]}
     out = tmp_path / "out"
     s = histogram_baseline(_data(root, groups=groups), Cs=(0.1, 1.0), out=out)
     assert s["classes"] == ["blue", "green", "red"]
     assert s["accuracy"] >= 0.9  # chance: 1/3
     assert s["macro_f1"] >= 0.85
-    assert s["C"] in (0.1, 1.0) and s["val_accuracy"] == s["val_accuracy_by_C"][str(s["C"])]
+    assert s["C"] in (0.1, 1.0) and 0.9 <= s["val_accuracy"] <= 1.0
     assert s["n_test"] == s["n"] == int(np.sum(s["matrix"])) > 0
     assert {"within_group_confusion", "accuracy_red", "features", "bins"} <= set(s)
     assert "CIELAB" in s["features"]
@@ -94,8 +78,8 @@ def test_baseline_tells_hues_apart(tmp_path: Path) -> None:
     assert (out / "figures" / "confusion_histogram.png").stat().st_size > 0
 
 
-def test_baseline_refuses_bad_settings(tmp_path: Path) -> None:
-    root = _hue_folder(tmp_path / "hues", per_class=2)
+def test_baseline_refuses_bad_settings(make_hue_folder: Callable[..., Path], tmp_path: Path) -> None:
+    root = make_hue_folder(tmp_path / "hues", per_class=2)
     with pytest.raises(ConfigError, match="Cs"):
         histogram_baseline(_data(root), Cs=())
     with pytest.raises(ConfigError, match="Cs"):

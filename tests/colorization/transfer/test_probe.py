@@ -145,10 +145,15 @@ def test_fit_probe_chooses_c_by_validation() -> None:
         assert r["C"] == 10.0 and r["val_accuracy"] > 0.9 and r["converged"]
     weak = fit_probe(train, val, test, Cs=(1e-6,))
     assert weak["val_accuracy"] == pytest.approx(np.mean(val[1] == 0))
-    # Separable: every C scores 1.0 on validation, so the smallest is taken; the test photos all right.
+    # Separable: every C scores 1.0 on validation; the tie goes to the lowest validation log-loss.
     separable = split(60, [1 / 3] * 3, signal=20.0)
     r = fit_probe(split(60, [1 / 3] * 3, signal=20.0), separable, separable, Cs=(1.0, 0.01, 0.1))
-    assert r["C"] == 0.01 and r["test_accuracy"] == 1.0
+    assert r["C"] == 1.0 and r["test_accuracy"] == 1.0
+    # A validation split of majority-class photos only: a vanishing C (the majority class everywhere) ties
+    # with a C that learnt on accuracy, but not on log-loss; the test photos of the other classes show it.
+    majority = (val[0][val[1] == 0][:3], val[1][val[1] == 0][:3])
+    r = fit_probe(train, majority, test, Cs=(1e-6, 10.0))
+    assert r["val_accuracy"] == 1.0 and r["C"] == 10.0 and r["test_accuracy"] > 0.8
     assert r["test_predictions"].dtype == np.int64 and len(r["test_predictions"]) == 60
     with pytest.raises(DataError, match="at least two classes"):
         fit_probe((train[0], np.zeros(90, int)), val, test)

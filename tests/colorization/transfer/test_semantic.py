@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,31 +32,16 @@ from tinct.core.exceptions import ConfigError, DataError, RunDirError
 GROUPS = {"warm": ["red"], "cool": ["green", "blue"]}
 
 
-def _hue_folder(root: Path, per_class: int = 12) -> Path:
-    """Three classes told apart by hue only (same saturation, same spread of value)."""
-    import cv2
-
-    rng = np.random.default_rng(0)
-    for name, hue in {"red": 0, "green": 60, "blue": 120}.items():
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            hsv = np.empty((40, 40, 3), np.uint8)
-            hsv[..., 0] = hue
-            hsv[..., 1] = 200
-            ramp = np.linspace(rng.integers(60, 120), rng.integers(160, 255), 40)[None, :]
-            hsv[..., 2] = np.clip(ramp + rng.normal(0, 10, (40, 40)), 0, 255)
-            cv2.imwrite(str(root / name / f"{i}.png"), cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR))
-    return root
-
-
 @pytest.fixture(scope="module")
-def color_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def color_run(
+    make_hue_folder: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
     """A tiny classifier of colour photos (a few seconds on the CPU) and its data folder."""
     from tinct.engine.config import config_from_dict
     from tinct.engine.train import train
 
     base = tmp_path_factory.mktemp("semantic")
-    root = _hue_folder(base / "hues")
+    root = make_hue_folder(base / "hues")
     cfg = config_from_dict(
         {
             "task": "classification",

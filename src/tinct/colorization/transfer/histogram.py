@@ -14,7 +14,6 @@ on the same data config, so the baseline's test photos are exactly the classific
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -110,9 +109,9 @@ def histogram_baseline(
 
     Features of the train, val and test centre crops (``data.eval_size`` of photos resized to ``data.resize``;
     no random crops or flips: a histogram barely changes with them) are standardised and fed to a
-    multinomial logistic regression for each ``C``; the one with the best validation accuracy (ties: the
-    smallest ``C``, the strongest regularisation) is scored on the test photos. It is fitted on the
-    training photos only, as the classification runs are.
+    multinomial logistic regression for each ``C``; the one with the best validation accuracy is scored
+    on the test photos (:func:`~tinct.colorization.transfer.probe.fit_probe`, the linear probes' fit and
+    choice). It is fitted on the training photos only, as the classification runs are.
 
     Args:
         data: the data config of the classification runs to compare with (or its mapping).
@@ -125,7 +124,7 @@ def histogram_baseline(
     Returns:
         :func:`~tinct.colorization.transfer.report.confusion_summary` of the test photos (``accuracy``,
         ``macro_f1``, ``accuracy_<class>``, ``matrix``, ``within_group_confusion`` ...) plus ``C``,
-        ``val_accuracy`` (of that ``C``), ``val_accuracy_by_C``, ``features``, ``bins`` and ``n_train``,
+        ``val_accuracy`` (of that ``C``), ``features``, ``bins`` and ``n_train``,
         ``n_val``, ``n_test``.
 
     Raises:
@@ -139,11 +138,7 @@ def histogram_baseline(
         >>> histogram_baseline(cfg)["accuracy"]  # doctest: +SKIP
         0.61
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import confusion_matrix
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     from tinct.colorization.transfer.report import confusion_summary
 
@@ -158,34 +153,23 @@ def histogram_baseline(
         split: _features(dm.load(split, train=False), bins, split, progress)
         for split in ("train", "val", "test")
     }
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
-        features["train"],
-        features["val"],
-        features["test"],
-    )
+    (_, y_train), (_, y_val), (_, y_test) = features["train"], features["val"], features["test"]
     if len(np.unique(y_train)) < 2:
         raise DataError(
             f"{d.root}: the training photos hold {len(np.unique(y_train))} class; at least 2 needed"
         )
-    best, best_acc, by_c = None, -1.0, {}
-    for c in candidates:
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, random_state=seed))
-        with warnings.catch_warnings():  # a tiny folder may not converge fully; the validation decides
-            warnings.simplefilter("ignore", category=ConvergenceWarning)
-            model.fit(x_train, y_train)
-        acc = float((model.predict(x_val) == y_val).mean())
-        by_c[str(c)] = acc
-        if acc > best_acc:
-            best, best_acc = (c, model), acc
-    assert best is not None
-    c, model = best
-    matrix = confusion_matrix(y_test, model.predict(x_test), labels=list(range(len(dm.classes))))
+    from tinct.colorization.transfer.probe import fit_probe
+
+    fit = fit_probe(
+        features["train"], features["val"], features["test"], Cs=candidates, seed=seed, max_iter=5000
+    )
+    c, best_acc = fit["C"], fit["val_accuracy"]
+    matrix = confusion_matrix(y_test, fit["test_predictions"], labels=list(range(len(dm.classes))))
     summary = {
         "data": str(d.root),
         **confusion_summary(matrix, dm.classes, d.groups),
         "C": c,
         "val_accuracy": best_acc,
-        "val_accuracy_by_C": by_c,
         "features": f"joint CIELAB histogram, {'x'.join(map(str, bins))} bins over L* {list(L_RANGE)}, "
         f"a* {list(A_RANGE)}, b* {list(B_RANGE)} (clipped), standardised",
         "bins": [int(b) for b in bins],
