@@ -58,8 +58,9 @@ def bench_study(study: Path) -> dict[str, Any]:
     shares["CIELAB histogram + logistic regression"] = record["histogram_baseline"].get(
         "within_group_confusion"
     )
+    chance = record.get("within_group_confusion_chance")
     rows.append([
-        "share of confusions inside a colour group",
+        f"share of confusions inside a colour group (even spread: {100 * (chance or float('nan')):.0f} %)",
         "; ".join(f"{k}: {100 * v:.0f} %" for k, v in shares.items() if v is not None), "reported",
     ])  # fmt: skip
     total = sum(record["timings_s"].values())
@@ -81,6 +82,7 @@ def bench_study(study: Path) -> dict[str, Any]:
         "probe_margin": margin,
         "margins": record["margins"],
         "within_group_confusion": shares,
+        "within_group_confusion_chance": chance,
         "study_minutes": total / 60,
         "timings_s": record["timings_s"],
         "throughput": {r["name"]: r["throughput"] for r in record["variants"].values()},

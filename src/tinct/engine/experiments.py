@@ -53,7 +53,7 @@ def check_same_experiment(run: RunDir, cfg: ExperimentConfig) -> None:
     from tinct.core.config import read_yaml_file
 
     old = read_yaml_file(run.config_file, "run config")  # a broken file is named, not a bare YAML error
-    new = cfg.model_dump(mode="json")
+    new = _resolved_like(old, cfg.model_dump(mode="json"), cfg.task)
     for raw in (old, new):  # how many loader processes is a property of the machine, not the experiment
         if isinstance(raw.get("data"), dict):
             raw["data"].pop("num_workers", None)
@@ -63,6 +63,29 @@ def check_same_experiment(run: RunDir, cfg: ExperimentConfig) -> None:
             f"{run.path} was trained with a different {', '.join(diff)} section than asked for now; "
             "pass another output folder (or delete that one) instead of mixing two experiments"
         )
+
+
+def _resolved_like(old: dict[str, Any], new: dict[str, Any], task: str) -> dict[str, Any]:
+    """``new`` with the fields the task resolves from its data on the first run (``Task.resolved_fields``,
+    e.g. a classifier's ``model.classes`` from the class folders) taken from ``old`` where ``new`` leaves
+    them unset (None), so asking again for the same experiment is not taken for another one."""
+    from tinct.engine.task import TASKS
+
+    try:
+        fields = TASKS.get(task).resolved_fields
+    except Exception:  # a task that is not installed: nothing to resolve
+        return new
+    for dotted in fields:
+        *parents, leaf = dotted.split(".")
+        node_old: Any = old
+        node_new: Any = new
+        for part in parents:
+            node_old = node_old.get(part) if isinstance(node_old, dict) else None
+            node_new = node_new.get(part) if isinstance(node_new, dict) else None
+        if isinstance(node_old, dict) and isinstance(node_new, dict) and node_new.get(leaf) is None:
+            if leaf in node_old:
+                node_new[leaf] = node_old[leaf]
+    return new
 
 
 def _train_quietly(

@@ -200,6 +200,9 @@ class Task(L.LightningModule, abc.ABC):
     #: what ``tinct predict`` collects from a folder for this task (files named directly are always tried)
     input_suffixes: ClassVar[tuple[str, ...]] = IMAGE_SUFFIXES
     report_table: ClassVar[ReportTable | None] = None
+    #: dotted config fields the task fills from its data when they are None (saved in the run's config);
+    #: a study asking again for a finished run with them unset is the same experiment
+    resolved_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__()

@@ -26,6 +26,36 @@ def hue_folder(root: Path, per_class: int = 12, size: int = 40, hues: dict[str, 
     return root
 
 
+def colorizer_file(path: Path, arch: str = "siggraph17", width: float = 0.125, seed: int = 0) -> Path:
+    """A colorizer of random weights in the exported format (``tinct export``), BatchNorm statistics not the
+    defaults (so a reset would show)."""
+    import torch
+
+    from tinct.colorization.networks import COLORIZERS
+    from tinct.colorization.pretrained import FORMAT
+
+    torch.manual_seed(seed)
+    head = "regression" if arch == "siggraph17" else "classification"
+    net = COLORIZERS.get(arch)(width=width, head=head)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    config = {
+        "task": "colorization",
+        "model": {"arch": arch, "width": width, "head": head, "infer_size": 32},
+        "data": {"l_cent": 50.0, "l_norm": 100.0},
+    }
+    torch.save({"format": FORMAT, "config": config, "state_dict": net.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_colorizer_file() -> Callable[..., Path]:
+    """:func:`colorizer_file`, for tests and fixtures of any scope."""
+    return colorizer_file
+
+
 @pytest.fixture(scope="session")
 def make_hue_folder() -> Callable[..., Path]:
     """:func:`hue_folder`, for tests and fixtures of any scope."""

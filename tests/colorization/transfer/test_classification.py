@@ -38,30 +38,6 @@ def _config(root: Path, out: Path, **model: object) -> object:
     )
 
 
-def _colorizer_file(path: Path, arch: str = "siggraph17") -> Path:
-    """An exported colorizer of random weights (width 0.125), as tinct export writes them."""
-    from tinct.colorization.networks import COLORIZERS
-    from tinct.colorization.pretrained import FORMAT
-
-    torch.manual_seed(1)
-    net = COLORIZERS.get(arch)(width=0.125, head="regression" if arch == "siggraph17" else "classification")
-    for m in net.modules():  # BatchNorm statistics that are not the defaults, so a reset would show
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-    cfg = {
-        "task": "colorization",
-        "data": {},
-        "model": {
-            "arch": arch,
-            "width": 0.125,
-            "head": "regression" if arch == "siggraph17" else "classification",
-        },
-    }
-    torch.save({"format": FORMAT, "config": cfg, "state_dict": net.state_dict()}, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def hues(make_hue_folder: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_hue_folder(tmp_path_factory.mktemp("hues") / "photos", per_class=10)
@@ -141,11 +117,13 @@ def test_config_checks(hues: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("arch", ["eccv16", "siggraph17"])
-def test_init_loads_colorizer_blocks(arch: str, tmp_path: Path) -> None:
+def test_init_loads_colorizer_blocks(
+    make_colorizer_file: Callable[..., Path], arch: str, tmp_path: Path
+) -> None:
     from tinct.colorization.networks import COLORIZERS
     from tinct.colorization.pretrained import load_colorizer_file
 
-    source = _colorizer_file(tmp_path / "c.pt", arch)
+    source = make_colorizer_file(tmp_path / "c.pt", arch)
     net = load_colorizer_file(source)[0].net
     enc = ColorizationEncoder(arch, 0.125, blocks=5)
     enc.load_colorizer(source)
@@ -164,10 +142,12 @@ def test_init_loads_colorizer_blocks(arch: str, tmp_path: Path) -> None:
         ColorizationEncoder(arch, 0.25, blocks=5).load_colorizer(source)
 
 
-def test_freezing_keeps_weights_and_batchnorm_statistics(hues: Path, tmp_path: Path) -> None:
+def test_freezing_keeps_weights_and_batchnorm_statistics(
+    make_colorizer_file: Callable[..., Path], hues: Path, tmp_path: Path
+) -> None:
     from tinct.engine.train import train
 
-    source = _colorizer_file(tmp_path / "c.pt")
+    source = make_colorizer_file(tmp_path / "c.pt")
     cfg = _config(hues, tmp_path, init=str(source), freeze_until="block2", blocks=3)
     train(cfg, run_dir=tmp_path / "run", verbose=False)  # type: ignore[arg-type]
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
@@ -247,3 +227,17 @@ def test_image_classifier_heads() -> None:
         assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 4)
     with pytest.raises(ValueError, match="head"):
         ImageClassifier(enc, 4, "mlp")
+
+
+def test_a_finished_run_is_the_same_experiment_with_its_classes_unset(hues: Path, tmp_path: Path) -> None:
+    from tinct.engine.experiments import check_same_experiment, ensure_trained, with_updates
+    from tinct.engine.run_dir import RunDir
+
+    cfg = _config(hues, tmp_path, head="linear")
+    assert cfg.model.classes is None  # type: ignore[attr-defined]
+    assert ensure_trained(cfg, tmp_path / "run", quiet=True) == "trained"  # type: ignore[arg-type]
+    assert RunDir(tmp_path / "run").config().model.classes == ["blue", "green", "red"]  # type: ignore[attr-defined]
+    assert ensure_trained(cfg, tmp_path / "run", quiet=True) == "done"  # type: ignore[arg-type]
+    # only the fields the task resolves are taken from the run: another model is still another experiment
+    with pytest.raises(ConfigError, match="different model section"):
+        check_same_experiment(RunDir(tmp_path / "run"), with_updates(cfg, {"model.head": "seed"}))  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ margin, and ``probe`` end to end (files, resuming from the cache, a classificati
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -14,7 +15,6 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from tinct.colorization.pretrained import FORMAT
 from tinct.colorization.siggraph import SIGGRAPHNet
 from tinct.colorization.transfer import probe as probe_module
 from tinct.colorization.transfer.data import ClassificationDataConfig
@@ -69,27 +69,14 @@ def _folder(root: Path, classes: int = 3, per_class: int = 8) -> Path:
     return root
 
 
-def _siggraph_file(path: Path) -> Path:
-    """A randomly initialised SIGGRAPH17 colorizer (width 0.125) in the exported format."""
-    torch.manual_seed(0)
-    net = SIGGRAPHNet(width=0.125)
-    config = {
-        "task": "colorization",
-        "model": {"arch": "siggraph17", "width": 0.125, "head": "regression", "infer_size": 32},
-        "data": {"l_cent": 50.0, "l_norm": 100.0},
-    }
-    torch.save({"format": FORMAT, "config": config, "state_dict": net.state_dict()}, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _folder(tmp_path_factory.mktemp("probe") / "photos")
 
 
 @pytest.fixture(scope="module")
-def colorizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _siggraph_file(tmp_path_factory.mktemp("model") / "sig.pt")
+def colorizer(tmp_path_factory: pytest.TempPathFactory, make_colorizer_file: Callable[..., Path]) -> Path:
+    return make_colorizer_file(tmp_path_factory.mktemp("model") / "sig.pt")
 
 
 def test_pooled_size() -> None:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-__all__ = ["ConfusionMetrics", "group_confusion_share", "scores_from_confusion"]
+__all__ = ["ConfusionMetrics", "group_confusion_chance", "group_confusion_share", "scores_from_confusion"]
 
 
 def scores_from_confusion(matrix: np.ndarray | Tensor, classes: Sequence[str]) -> dict[str, float]:
@@ -55,6 +55,22 @@ def group_confusion_share(matrix: np.ndarray | Tensor, groups: Sequence[str]) ->
     off = ~np.eye(len(m), dtype=bool)
     total = m[off].sum()
     return float(m[off & same].sum() / total) if total else float("nan")
+
+
+def group_confusion_chance(groups: Sequence[str]) -> float:
+    """The share :func:`group_confusion_share` would have if every class's confusions were spread evenly over
+    the other classes: the mean over classes of (other classes in its group) / (other classes).
+
+    Example:
+        >>> group_confusion_chance(["yellow", "yellow", "red", "white", "mixed"])  # 2 of 5 x 4 ordered pairs
+        0.1
+    """
+    g = np.asarray(groups, dtype=object)
+    n = len(g)
+    if n < 2:
+        return float("nan")
+    same = [(np.sum(g == x) - 1) if x != "" else 0 for x in g]
+    return float(np.mean(same) / (n - 1))
 
 
 class ConfusionMetrics(MulticlassConfusionMatrix):

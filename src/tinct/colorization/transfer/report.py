@@ -17,7 +17,11 @@ import numpy as np
 import torch
 
 from tinct.colorization.transfer.data import group_order
-from tinct.colorization.transfer.metrics import group_confusion_share, scores_from_confusion
+from tinct.colorization.transfer.metrics import (
+    group_confusion_chance,
+    group_confusion_share,
+    scores_from_confusion,
+)
 from tinct.core.atomic import atomic_write_json, atomic_write_text
 
 __all__ = ["classify_files", "confusion_summary", "plot_confusion", "write_classification_report"]
@@ -40,6 +44,8 @@ def confusion_summary(
         "matrix": m.tolist(),
         **scores_from_confusion(m, classes),
         "within_group_confusion": group_confusion_share(m, groups_by_class) if groups else None,
+        # the share if confusions fell evenly on the other classes
+        "within_group_confusion_chance": group_confusion_chance(groups_by_class) if groups else None,
     }
 
 

@@ -26,7 +26,8 @@ Output (rerun with the same folder to resume: finished runs, probe features and 
     OUT/probe.csv, probe.md, probe.json  linear probes; OUT/cache/ their features
     OUT/histogram_baseline.json
     OUT/interpretability.csv, .md, .json
-    OUT/study.csv, study.md, study.json  the tables; OUT/timings.json the time of each step
+    OUT/study.csv, study.md, study.json  the tables; OUT/timings.json the time each step took when it
+                                         was first done (a resumed step is not timed again)
     OUT/figures/                         probe accuracy by block, learning curves, confusion matrices,
                                          interpretability (embedded by ``tinct report``)
 """
@@ -142,16 +143,22 @@ def study_transfer(
     if unknown:
         raise ConfigError(f"unknown transfer variant(s) {unknown}; valid: {', '.join(by_slug)}")
     chosen = [by_slug[v] for v in variants] if variants else every
-    n_train = len(ClassificationDataModule(base).resolve_splits()["train"])
+    data_module = ClassificationDataModule(base)
+    n_train = len(data_module.resolve_splits()["train"])
+    chance = None
+    if base.data.groups:  # type: ignore[attr-defined]
+        from tinct.colorization.transfer.data import group_order
+        from tinct.colorization.transfer.metrics import group_confusion_chance
+
+        chance = group_confusion_chance(group_order(data_module.classes, base.data.groups)[1])  # type: ignore[attr-defined]
     timings = _Timings(out / "timings.json")
 
     results: dict[str, Any] = {}
     for v in chosen:
         cfg = with_updates(base, {"name": f"{base.name}-{v.slug}", **v.overrides})
         run_dir = out / v.slug
-        with timings.step(f"train {v.slug}") as fresh:
+        with timings.step(f"train {v.slug}"):
             state = ensure_trained(cfg, run_dir, quiet=not progress)
-            fresh(state != "done")
         if state == "done" and progress:
             print(f"{v.slug}: trained before", flush=True)
         results[v.slug] = _variant_result(v.name, cfg, run_dir, n_train)
@@ -194,6 +201,7 @@ def study_transfer(
         "encoder": str(source),
         "variants": {k: {kk: vv for kk, vv in r.items() if kk != "frame"} for k, r in results.items()},
         "margins": margins,
+        "within_group_confusion_chance": chance,
         "probe": {"table": probe_table.to_dict(orient="records"), "margin": probe_info.get("margin")},
         "histogram_baseline": histogram,
         "interpretability": None if interpretability is None else interpretability.to_dict(orient="records"),
@@ -201,7 +209,9 @@ def study_transfer(
     }
     atomic_write_json(out / "study.json", record)
     _figures(out, results)
-    atomic_write_text(out / "study.md", _markdown(out, table, results, margins, probe_info, timings.data))
+    atomic_write_text(
+        out / "study.md", _markdown(out, table, results, margins, probe_info, timings.data, chance)
+    )
     return table
 
 
@@ -213,14 +223,15 @@ class _Timings:
         self.data: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
 
     def step(self, name: str) -> Any:
+        """Time the ``with`` block as step ``name`` unless an earlier run recorded it (a resumed step would
+        time only what was left, or a cache read)."""
         import contextlib
 
         @contextlib.contextmanager
         def timed() -> Any:
-            keep = [True]
             t0 = time.perf_counter()
-            yield lambda fresh: keep.__setitem__(0, fresh)
-            if keep[0] or name not in self.data:
+            yield
+            if name not in self.data:
                 self.data[name] = round(time.perf_counter() - t0, 1)
                 atomic_write_json(self.path, self.data)
 
@@ -315,6 +326,7 @@ def _markdown(
     margins: dict[str, Any],
     probe_info: dict[str, Any],
     timings: dict[str, float],
+    chance: float | None = None,
 ) -> str:
     n_test = next(iter(results.values()))["test"]["n"] if results else 0
     lines = [
@@ -344,19 +356,30 @@ def _markdown(
                 f"accuracy, paired bootstrap 95 % [{m['ci95'][0]:+.1f}, {m['ci95'][1]:+.1f}] over "
                 f"{m['n_photos']} photos: the colorization initialisation {verdict} training from scratch.",
             ]
+    if chance is not None:
+        lines += [
+            "",
+            f"Within-group confusions: the share of a model's confusions between classes of one colour group; "
+            f"{100 * chance:.0f} % if its confusions fell evenly on the other classes.",
+        ]
     probe_md = out / "probe.md"
     if probe_md.is_file():
         lines += ["", "Linear probes (frozen encoder, one logistic regression per block):", ""]
-        lines += [probe_md.read_text().strip()]
+        lines += [_without_headings(probe_md.read_text())]
     interp_md = out / "interpretability.md"
     if interp_md.is_file():
         lines += ["", "Semantic interpretability (the colour classifier on recolorized test photos):", ""]
-        lines += [interp_md.read_text().strip()]
+        lines += [_without_headings(interp_md.read_text())]
     if timings:
         total = sum(timings.values())
         parts = ", ".join(f"{k} {v / 60:.1f} min" for k, v in timings.items())
         lines += ["", f"Time on this machine: {total / 60:.1f} min in all ({parts})."]
     return "\n".join(lines) + "\n"
+
+
+def _without_headings(text: str) -> str:
+    """Markdown of a part of the study without its own headings (the study's page has them)."""
+    return "\n".join(line for line in text.strip().splitlines() if not line.startswith("#")).strip()
 
 
 def _figures(out: Path, results: dict[str, Any]) -> None:

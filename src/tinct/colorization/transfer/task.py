@@ -115,6 +115,7 @@ class ClassificationTask(Task):
         (ReportColumn("Accuracy", "accuracy", 100.0), ReportColumn("Macro F1", "macro_f1", 100.0)),
         note="accuracy and macro F1 in %",
     )
+    resolved_fields = ("model.classes",)
 
     def __init__(self, cfg: ClassificationConfig) -> None:
         if cfg.model.classes is None:
