@@ -84,12 +84,10 @@ def plot_confusion(summary: dict[str, Any], out: str | Path, title: str = "") ->
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     share = summary.get("within_group_confusion")
-    extra = (
-        f", {100 * share:.0f} % of confusions inside a colour group"
-        if share is not None and np.isfinite(share)
-        else ""
-    )
-    ax.set_title(f"{title}\naccuracy {100 * summary['accuracy']:.1f} % (row %, counts){extra}", fontsize=9)
+    lines = [title, f"accuracy {100 * summary['accuracy']:.1f} % (row %, counts)"]
+    if share is not None and np.isfinite(share):
+        lines.append(f"{100 * share:.0f} % of confusions inside a colour group")
+    ax.set_title("\n".join(line for line in lines if line), fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out)
 
