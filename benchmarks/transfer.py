@@ -46,13 +46,22 @@ def bench_study(study: Path) -> dict[str, Any]:
             "best linear probe: colorization encoder - random encoders (test accuracy, points)",
             f"{100 * margin['margin']:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]", "> 0: " + _verdict(ci),
         ])  # fmt: skip
-    for key, label in (("finetuned_minus_scratch", "fine-tuned"), ("frozen_minus_scratch", "frozen")):
+    seeds = record.get("seeds") or {}
+    if "margin" in seeds:
+        m = seeds["margin"]
+        rows.append([
+            f"fine-tuned from colorization - from scratch, {m['seeds']} training seeds (test accuracy, points)",
+            f"{m['points']:+.1f} [{m['ci95'][0]:+.1f}, {m['ci95'][1]:+.1f}]; per seed "
+            + ", ".join(f"{d:+.1f}" for d in m["per_seed"]),
+            "> 0: " + _verdict(m["ci95"]),
+        ])  # fmt: skip
+    for key, label in (("finetuned_minus_scratch", "fine-tuned, seed 0"), ("frozen_minus_scratch", "frozen")):
         m = record["margins"].get(key)
         if m:
             rows.append([
                 f"{label} from colorization - from scratch (same budget; test accuracy, points)",
                 f"{m['points']:+.1f} [{m['ci95'][0]:+.1f}, {m['ci95'][1]:+.1f}]",
-                "> 0: " + _verdict(m["ci95"]) if label == "fine-tuned" else "reported",
+                "> 0: " + _verdict(m["ci95"]) if label.startswith("fine-tuned") else "reported",
             ])  # fmt: skip
     shares = {r["name"]: r["test"].get("within_group_confusion") for r in record["variants"].values()}
     shares["CIELAB histogram + logistic regression"] = record["histogram_baseline"].get(
@@ -81,6 +90,7 @@ def bench_study(study: Path) -> dict[str, Any]:
     return {
         "probe_margin": margin,
         "margins": record["margins"],
+        "seeds": seeds,
         "within_group_confusion": shares,
         "within_group_confusion_chance": chance,
         "study_minutes": total / 60,

@@ -68,6 +68,10 @@ def add_parsers(sub: Any, study: Any) -> None:
     s.add_argument("--init", help="the colorization run or weights whose encoder is studied (model.init)")
     s.add_argument("--epochs", type=int, help="training epochs of every variant")
     s.add_argument("--random-seeds", type=int, default=3, help="random encoders probed (default 3)")
+    s.add_argument(
+        "--seeds", type=int, default=3,
+        help="training seeds of the fine-tuned and from-scratch variants, whose margin is the claim (default 3)",
+    )  # fmt: skip
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
 
@@ -95,7 +99,7 @@ def run(args: Any) -> int:
 
     table = study_transfer(
         args.out, args.config, data=args.data, init=args.init, epochs=args.epochs, overrides=args.overrides,
-        random_seeds=args.random_seeds, sweep=args.sweep,
+        random_seeds=args.random_seeds, seeds=args.seeds, sweep=args.sweep,
     )  # fmt: skip
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"tinct study transfer: tables, figures and runs in {args.out}")

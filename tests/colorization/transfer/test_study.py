@@ -25,7 +25,9 @@ def test_study_transfer_tables_figures_and_resume(
     root = make_hue_folder(tmp_path / "hues", per_class=10)
     init = make_colorizer_file(tmp_path / "colorizer.pt")
     out = tmp_path / "study"
-    kwargs = {"data": root, "init": init, "epochs": 2, "overrides": TINY, "random_seeds": 1, "features": 64}
+    kwargs = {
+        "data": root, "init": init, "epochs": 2, "overrides": TINY, "random_seeds": 1, "features": 64, "seeds": 2,
+    }  # fmt: skip
     table = study_transfer(out, progress=False, **kwargs)
     assert list(table.columns) == list(STUDY_COLUMNS)
     assert len(table) == 5 and table["Model"].iloc[-1].startswith("CIELAB histogram")
@@ -42,8 +44,17 @@ def test_study_transfer_tables_figures_and_resume(
     assert record["margins"]["finetuned_minus_scratch"]["n_photos"] == report["n"]
     assert set(record["timings_s"]) == {
         "train finetuned", "train frozen", "train scratch", "train scratch_color", "probes",
-        "histogram baseline", "interpretability",
+        "histogram baseline", "interpretability", "train finetuned seed 1", "train scratch seed 1",
     }  # fmt: skip
+    # the claim's pair with a second seed: the margin over seeds pairs the photos' mean correctness
+    seeds = record["seeds"]
+    assert (out / "finetuned-seed1" / "metrics.json").is_file() and (out / "scratch-seed1").is_dir()
+    assert seeds["finetuned"]["accuracies"][0] == pytest.approx(
+        100 * record["variants"]["finetuned"]["test"]["accuracy"]
+    )
+    margin = seeds["margin"]
+    assert margin["seeds"] == 2 and margin["ci95"][0] <= margin["points"] <= margin["ci95"][1]
+    assert margin["points"] == pytest.approx(seeds["finetuned"]["mean"] - seeds["scratch"]["mean"])
     text = (out / "study.md").read_text()
     assert "Linear probes" in text and "Semantic interpretability" in text and "\n#" not in text
     for figure in ("transfer_curves", "probe_accuracy", "confusion_histogram", "interpretability"):

@@ -83,6 +83,7 @@ def study_transfer(
     overrides: Sequence[str] = (),
     variants: Sequence[str] | None = None,
     random_seeds: int = 3,
+    seeds: int = 3,
     features: int = 4096,
     progress: bool = True,
     sweep: str | os.PathLike[str] = DEFAULT_SWEEP,
@@ -100,6 +101,8 @@ def study_transfer(
         overrides: ``key.path=value`` changes to the base config (as ``--set``).
         variants: labels of the sweep's variants to train (default: all).
         random_seeds: random encoders probed (the spread of the random baseline).
+        seeds: training seeds of ``finetuned`` and ``scratch``, the pair the transfer claim compares (seed
+            0 is the variants' run; the others are ``OUT/<variant>-seed<k>``): the margin over seeds.
         features: features per block of the linear probes (each block's map is average-pooled to about as
             many values).
         progress: print progress lines and bars.
@@ -163,6 +166,21 @@ def study_transfer(
             print(f"{v.slug}: trained before", flush=True)
         results[v.slug] = _variant_result(v.name, cfg, run_dir, n_train)
 
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {seeds}")
+    seed_runs: dict[str, list[dict[str, Any]]] = {k: [r] for k, r in results.items() if k in _SEEDED}
+    for k in range(1, seeds):
+        for slug in seed_runs:
+            v = by_slug[slug]
+            cfg = with_updates(
+                base, {"name": f"{base.name}-{slug}-seed{k}", "seed": base.seed + k, **v.overrides}
+            )
+            run_dir = out / f"{slug}-seed{k}"
+            with timings.step(f"train {slug} seed {k}"):
+                if ensure_trained(cfg, run_dir, quiet=not progress) == "done" and progress:
+                    print(f"{slug}, seed {k}: trained before", flush=True)
+            seed_runs[slug].append(_variant_result(v.name, cfg, run_dir, n_train))
+
     if progress:
         print("linear probes of every block", flush=True)
     from tinct.colorization.transfer.probe import probe
@@ -194,6 +212,7 @@ def study_transfer(
             )
 
     margins = _margins(results, seed_bootstrap)
+    over_seeds = _seed_margin(seed_runs, seed_bootstrap) if seeds > 1 else None
     table = _table(results, histogram)
     atomic_write_text(out / "study.csv", table.to_csv(index=False, float_format="%.4f"))
     record = {
@@ -202,6 +221,7 @@ def study_transfer(
         "variants": {k: {kk: vv for kk, vv in r.items() if kk != "frame"} for k, r in results.items()},
         "margins": margins,
         "within_group_confusion_chance": chance,
+        "seeds": over_seeds,
         "probe": {"table": probe_table.to_dict(orient="records"), "margin": probe_info.get("margin")},
         "histogram_baseline": histogram,
         "interpretability": None if interpretability is None else interpretability.to_dict(orient="records"),
@@ -290,6 +310,35 @@ def _margins(results: dict[str, Any], seed: int) -> dict[str, Any]:
     return margins
 
 
+#: The variants trained with several seeds (``seeds``): the pair the transfer claim compares.
+_SEEDED = ("finetuned", "scratch")
+
+
+def _seed_margin(seed_runs: dict[str, list[dict[str, Any]]], seed: int) -> dict[str, Any]:
+    """Test accuracy of each seed of ``finetuned`` and ``scratch`` and their margin (points of %): the mean
+    over seeds, per seed, and a paired bootstrap over photos of each photo's correctness averaged over seeds."""
+    out: dict[str, Any] = {}
+    correct: dict[str, np.ndarray] = {}
+    for slug, runs in seed_runs.items():
+        frames = [r["frame"].set_index("image")["correct"] for r in runs]
+        index = frames[0].index
+        correct[slug] = np.stack([f[index].to_numpy(dtype=float) for f in frames], 1)
+        accs = [100.0 * float(c.mean()) for c in correct[slug].T]
+        out[slug] = {"accuracies": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1))}
+    if set(_SEEDED) <= set(correct) and correct["finetuned"].shape == correct["scratch"].shape:
+        a, b = correct["finetuned"].mean(1), correct["scratch"].mean(1)
+        out["margin"] = {
+            "points": 100.0 * float(a.mean() - b.mean()),
+            "ci95": [100.0 * x for x in _bootstrap(a, seed, b)],
+            "per_seed": [
+                x - y
+                for x, y in zip(out["finetuned"]["accuracies"], out["scratch"]["accuracies"], strict=True)
+            ],
+            "seeds": correct["finetuned"].shape[1],
+        }
+    return out
+
+
 def _table(results: dict[str, Any], histogram: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for r in results.values():
@@ -327,6 +376,7 @@ def _markdown(
     probe_info: dict[str, Any],
     timings: dict[str, float],
     chance: float | None = None,
+    over_seeds: dict[str, Any] | None = None,
 ) -> str:
     n_test = next(iter(results.values()))["test"]["n"] if results else 0
     lines = [
@@ -346,7 +396,7 @@ def _markdown(
             verdict = (
                 "beats"
                 if m["ci95"][0] > 0
-                else "does not beat"
+                else "is worse than"
                 if m["ci95"][1] < 0
                 else "is not clearly better than"
             )
@@ -354,8 +404,20 @@ def _markdown(
                 "",
                 f"{label} minus scratch (same network, data and budget): {m['points']:+.1f} points of test "
                 f"accuracy, paired bootstrap 95 % [{m['ci95'][0]:+.1f}, {m['ci95'][1]:+.1f}] over "
-                f"{m['n_photos']} photos: the colorization initialisation {verdict} training from scratch.",
+                f"{m['n_photos']} photos: the colorization encoder, {label.lower()}, {verdict} training from scratch.",
             ]
+    if over_seeds and "margin" in over_seeds:
+        m = over_seeds["margin"]
+        accs = {k: ", ".join(f"{a:.1f}" for a in over_seeds[k]["accuracies"]) for k in _SEEDED}
+        lines += [
+            "",
+            f"Over {m['seeds']} training seeds: fine-tuned {over_seeds['finetuned']['mean']:.1f} % "
+            f"({accs['finetuned']}), scratch {over_seeds['scratch']['mean']:.1f} % ({accs['scratch']}); "
+            f"margin {m['points']:+.1f} points, paired bootstrap 95 % [{m['ci95'][0]:+.1f}, {m['ci95'][1]:+.1f}] "
+            f"over photos of the correctness averaged over seeds; per seed "
+            + ", ".join(f"{d:+.1f}" for d in m["per_seed"])
+            + ".",
+        ]
     if chance is not None:
         lines += [
             "",
