@@ -79,7 +79,7 @@ def run(args: Any) -> int:
     if args.command == "probe":
         from pathlib import Path
 
-        from tinct.colorization.transfer.probe import probe
+        from tinct.colorization.transfer.probe_report import probe
 
         overrides = {
             key: value

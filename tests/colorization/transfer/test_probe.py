@@ -27,9 +27,9 @@ from tinct.colorization.transfer.probe import (
     fit_probe,
     linear_probes,
     pooled_size,
-    probe,
     random_encoder,
 )
+from tinct.colorization.transfer.probe_report import probe
 from tinct.core.exceptions import ConfigError, DataError, RunDirError
 
 SMALL = {"resize": 40, "eval_size": 32, "val_fraction": 0.25, "test_fraction": 0.25, "batch_size": 16}

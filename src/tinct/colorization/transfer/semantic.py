@@ -15,6 +15,10 @@ photos or on every photo of a folder, at the centre crop the run is evaluated on
   colour group (``data.groups``), and for each colorizer the share of the original -> grayscale drop it
   recovers (:func:`recovered_share`).
 
+:func:`tinct.colorization.metrics.semantic_interpretability` computes the same three accuracies for
+in-memory images and any classifier callable; this module is the command-level test on a trained run's
+photos, with per-photo predictions, intervals and resuming.
+
 Output (``out``)::
 
     interpretability.csv              the table (one row per version)

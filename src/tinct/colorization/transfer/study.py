@@ -10,7 +10,7 @@ photos; every choice (checkpoint epoch, probe regularisation, best probe block) 
    same network trained from scratch on lightness (``scratch``) and on colour (``scratch_color``, the
    ceiling). Test accuracy with a bootstrap 95 % interval over photos, macro F1, the share of confusions that
    stay inside a colour group, training throughput; the margin fine-tuned - scratch (paired bootstrap).
-2. **Linear probes** (:func:`tinct.colorization.transfer.probe.probe`): one logistic regression per encoder
+2. **Linear probes** (:func:`tinct.colorization.transfer.probe_report.probe`): one logistic regression per encoder
    block on pooled frozen features, for the colorization encoder, random encoders (several seeds) and the
    supervised ``scratch`` network's encoder; the best block of each (chosen on validation) and the margin
    colorization - random with its bootstrap interval.
@@ -183,7 +183,7 @@ def study_transfer(
 
     if progress:
         print("linear probes of every block", flush=True)
-    from tinct.colorization.transfer.probe import probe
+    from tinct.colorization.transfer.probe_report import probe
 
     supervised = out / "scratch" if "scratch" in results else None
     with timings.step("probes"):
@@ -230,7 +230,8 @@ def study_transfer(
     atomic_write_json(out / "study.json", record)
     _figures(out, results)
     atomic_write_text(
-        out / "study.md", _markdown(out, table, results, margins, probe_info, timings.data, chance)
+        out / "study.md",
+        _markdown(out, table, results, margins, probe_info, timings.data, chance, over_seeds),
     )
     return table
 

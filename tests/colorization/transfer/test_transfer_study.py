@@ -57,6 +57,7 @@ def test_study_transfer_tables_figures_and_resume(
     assert margin["points"] == pytest.approx(seeds["finetuned"]["mean"] - seeds["scratch"]["mean"])
     text = (out / "study.md").read_text()
     assert "Linear probes" in text and "Semantic interpretability" in text and "\n#" not in text
+    assert "Over 2 training seeds" in text
     for figure in ("transfer_curves", "probe_accuracy", "confusion_histogram", "interpretability"):
         assert (out / "figures" / f"{figure}.png").stat().st_size > 0
     # resumed: nothing is trained or timed again, the same table comes back
