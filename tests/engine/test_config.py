@@ -28,7 +28,7 @@ def test_errors_name_file_and_field(tmp_path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="input_space"):
         load_config(write(tmp_path, {"task": "illuminant"}), ["model.input_space=logg"])
-    with pytest.raises(ConfigError, match="valid choices: 'colorization', 'illuminant'"):
+    with pytest.raises(ConfigError, match="valid choices: 'classification', 'colorization', 'illuminant'"):
         load_config(write(tmp_path, {"task": "nope"}))
     with pytest.raises(ConfigError, match="missing key 'task'"):
         load_config(write(tmp_path, {"name": "x"}))
