@@ -36,7 +36,14 @@ from tinct.engine.experiments import ensure_trained, load_base_config, load_stud
 from tinct.engine.run_dir import RunDir
 from tinct.engine.sweep_spec import SweepSpec
 
-__all__ = ["DEFAULT_SWEEP", "STUDY_COLUMNS", "StudyVariant", "study_colorization", "study_variants"]
+__all__ = [
+    "DEFAULT_SWEEP",
+    "STUDY_COLUMNS",
+    "StudyVariant",
+    "study_base",
+    "study_colorization",
+    "study_variants",
+]
 
 STUDY_COLUMNS = ("Model", "Epochs", "AuC raw", "AuC rebalanced", "PSNR", "Colourfulness")
 
@@ -71,6 +78,30 @@ def study_variants(
         slug = "-".join(str(v) for v in point.params.values())
         out.append(StudyVariant(slug, names.get(slug, slug), dict(point.overrides)))
     return out
+
+
+def study_base(
+    sweep: str | os.PathLike[str],
+    base_config: str | os.PathLike[str] | ExperimentConfig | None,
+    overrides: Sequence[str],
+    task: str,
+    epochs: int | None = None,
+) -> tuple[SweepSpec, ExperimentConfig]:
+    """A study's sweep file and base config: ``base_config`` (default: the sweep's base) with ``overrides``,
+    the sweep's ``set`` section and ``epochs`` (``trainer.max_epochs``) applied.
+
+    Raises:
+        ConfigError: the base config is not of ``task``.
+    """
+    spec = load_study_sweep(sweep)
+    base = load_base_config(base_config if base_config is not None else spec.resolve(spec.base), overrides)
+    if spec.set:
+        base = with_updates(base, spec.set)
+    if base.task != task:
+        raise ConfigError(f"the {task} study needs a {task} config, got task {base.task!r}")
+    if epochs is not None:
+        base = with_updates(base, {"trainer.max_epochs": epochs})
+    return spec, base
 
 
 def study_colorization(
@@ -110,16 +141,7 @@ def study_colorization(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     extra = [f"data.root={Path(data).resolve()}", "data.kind=folder"] if data is not None else []
-    spec = load_study_sweep(sweep)
-    base = load_base_config(
-        base_config if base_config is not None else spec.resolve(spec.base), [*extra, *overrides]
-    )
-    if spec.set:
-        base = with_updates(base, spec.set)
-    if base.task != "colorization":
-        raise ConfigError(f"the colorization study needs a colorization config, got task {base.task!r}")
-    if epochs is not None:
-        base = with_updates(base, {"trainer.max_epochs": epochs})
+    spec, base = study_base(sweep, base_config, [*extra, *overrides], "colorization", epochs)
     every = study_variants(spec)
     by_slug = {v.slug: v for v in every}
     unknown = [v for v in variants or () if v not in by_slug]

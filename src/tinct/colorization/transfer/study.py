@@ -47,7 +47,7 @@ import pandas as pd
 from tinct.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from tinct.core.config import ExperimentConfig
 from tinct.core.exceptions import ConfigError
-from tinct.engine.experiments import ensure_trained, load_base_config, load_study_sweep, with_updates
+from tinct.engine.experiments import ensure_trained, with_updates
 from tinct.engine.run_dir import RunDir
 
 __all__ = ["DEFAULT_SWEEP", "STUDY_COLUMNS", "study_transfer"]
@@ -117,7 +117,7 @@ def study_transfer(
         ConfigError: the base config is not a classification config, has no ``model.init``, or an unknown
             variant is asked for.
     """
-    from tinct.colorization.study import study_variants
+    from tinct.colorization.study import study_base, study_variants
     from tinct.colorization.transfer.data import ClassificationDataModule
 
     out = Path(out)
@@ -125,16 +125,7 @@ def study_transfer(
     extra = [f"data.root={Path(data).resolve()}"] if data is not None else []
     if init is not None:
         extra.append(f"model.init={Path(init).resolve()}")
-    spec = load_study_sweep(sweep)
-    base = load_base_config(
-        base_config if base_config is not None else spec.resolve(spec.base), [*extra, *overrides]
-    )
-    if spec.set:
-        base = with_updates(base, spec.set)
-    if base.task != "classification":
-        raise ConfigError(f"the transfer study needs a classification config, got task {base.task!r}")
-    if epochs is not None:
-        base = with_updates(base, {"trainer.max_epochs": epochs})
+    spec, base = study_base(sweep, base_config, [*extra, *overrides], "classification", epochs)
     source = base.model.init  # type: ignore[attr-defined]
     if not source:
         raise ConfigError(
