@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-__all__ = ["STAT_NAMES", "error_statistics"]
+__all__ = ["STAT_NAMES", "error_statistics", "paired_bootstrap_ci"]
 
 STAT_NAMES = ("mean", "median", "trimean", "best25", "worst25")
 
@@ -48,3 +48,46 @@ def error_statistics(errors: Tensor | np.ndarray | Sequence[float]) -> dict[str,
         "max": float(e[-1]),
         "n": n,
     }
+
+
+def paired_bootstrap_ci(
+    correct: np.ndarray,
+    reference: np.ndarray | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``mean(correct - reference)``, photos resampled in pairs (no
+    ``reference``: the interval of ``mean(correct)``).
+
+    The same seed draws the same resamples for any pair of arrays of one length, so the intervals of
+    several versions against one reference come from the same resampled photo sets.
+
+    Args:
+        correct, reference: per-photo scores (1 / 0 for a correct / wrong prediction, or means over
+            seeds) of two models or versions of the same photos, in the same order.
+        n_boot: resamples.
+        seed: seed of the resampling.
+        level: coverage of the interval.
+
+    Returns:
+        ``(low, high)``; NaNs for no photos.
+
+    Example:
+        >>> paired_bootstrap_ci(np.array([1, 1, 0, 1]), np.array([1, 1, 0, 1]))
+        (0.0, 0.0)
+    """
+    diff = np.asarray(correct, dtype=np.float64)
+    if reference is not None:
+        diff = diff - np.asarray(reference, dtype=np.float64)
+    n = len(diff)
+    if n == 0 or n_boot < 1:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // n)  # bounded memory for many photos
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        means[start:stop] = diff[rng.integers(0, n, size=(stop - start, n))].mean(1)
+    tail = (1.0 - level) / 2.0
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))

@@ -49,6 +49,7 @@ from tinct.core.config import ExperimentConfig
 from tinct.core.exceptions import ConfigError
 from tinct.engine.experiments import ensure_trained, with_updates
 from tinct.engine.run_dir import RunDir
+from tinct.engine.statistics import paired_bootstrap_ci
 
 __all__ = ["DEFAULT_SWEEP", "STUDY_COLUMNS", "study_transfer"]
 
@@ -272,19 +273,12 @@ def _variant_result(name: str, cfg: ExperimentConfig, run_dir: Path, n_train: in
     }
 
 
-def _bootstrap(correct: np.ndarray, seed: int, other: np.ndarray | None = None, n: int = 2000) -> list[float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(correct), size=(n, len(correct)))
-    stat = correct[idx].mean(1) - (other[idx].mean(1) if other is not None else 0.0)
-    return [float(np.quantile(stat, 0.025)), float(np.quantile(stat, 0.975))]
-
-
 def _margins(results: dict[str, Any], seed: int) -> dict[str, Any]:
     """Test accuracy intervals of each variant and the paired margins over ``scratch`` (points of %)."""
     margins: dict[str, Any] = {}
     for r in results.values():
         correct = r["frame"]["correct"].to_numpy(dtype=float)
-        r["ci95"] = [100.0 * x for x in _bootstrap(correct, seed)]
+        r["ci95"] = [100.0 * x for x in paired_bootstrap_ci(correct, seed=seed)]
     if "scratch" not in results:
         return margins
     base = results["scratch"]["frame"].set_index("image")["correct"]
@@ -296,7 +290,7 @@ def _margins(results: dict[str, Any], seed: int) -> dict[str, Any]:
         a, b = mine[common].to_numpy(dtype=float), base[common].to_numpy(dtype=float)
         margins[f"{slug}_minus_scratch"] = {
             "points": 100.0 * float(a.mean() - b.mean()),
-            "ci95": [100.0 * x for x in _bootstrap(a, seed, b)],
+            "ci95": [100.0 * x for x in paired_bootstrap_ci(a, b, seed=seed)],
             "n_photos": len(common),
         }
     return margins
@@ -321,7 +315,7 @@ def _seed_margin(seed_runs: dict[str, list[dict[str, Any]]], seed: int) -> dict[
         a, b = correct["finetuned"].mean(1), correct["scratch"].mean(1)
         out["margin"] = {
             "points": 100.0 * float(a.mean() - b.mean()),
-            "ci95": [100.0 * x for x in _bootstrap(a, seed, b)],
+            "ci95": [100.0 * x for x in paired_bootstrap_ci(a, b, seed=seed)],
             "per_seed": [
                 x - y
                 for x, y in zip(out["finetuned"]["accuracies"], out["scratch"]["accuracies"], strict=True)
