@@ -131,8 +131,33 @@ class ColorizationEncoder(nn.Module):
             )
         net = self._colorizer()
         load_network(net, source)
+        self.copy_blocks(net)
+
+    def copy_blocks(self, net: nn.Module) -> None:
+        """Load the weights of ``net``'s encoder blocks (a colorization network of this architecture and
+        width) into this encoder's blocks."""
         for mine, theirs in zip(self.blocks, encoder_blocks(net), strict=False):
             mine.load_state_dict(theirs.state_dict())
+
+    @classmethod
+    def of_network(cls, net: nn.Module) -> ColorizationEncoder:
+        """All 7 encoder blocks of an ECCV16 or SIGGRAPH17 colorization network, with its weights.
+
+        Raises:
+            TypeError: ``net`` is neither.
+        """
+        from tinct.colorization.networks import ColorizationNet
+        from tinct.colorization.siggraph import SIGGRAPHNet
+
+        if isinstance(net, SIGGRAPHNet):
+            arch = "siggraph17"
+        elif isinstance(net, ColorizationNet):
+            arch = "eccv16"
+        else:
+            raise TypeError(f"a {type(net).__name__}, not an ECCV16 or SIGGRAPH17 colorization network")
+        encoder = cls(arch, net.width, MAX_BLOCKS)
+        encoder.copy_blocks(net)
+        return encoder
 
     def freeze(self, blocks: int) -> None:
         """Freeze the first ``blocks`` blocks: no gradients, and BatchNorm statistics kept (eval mode)."""

@@ -49,7 +49,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tinct.colorization.transfer.data import ClassificationDataConfig, ClassificationDataModule
-from tinct.colorization.transfer.encoders import ColorizationEncoder, encoder_blocks
+from tinct.colorization.transfer.encoders import ColorizationEncoder
 from tinct.core.atomic import atomic_write_bytes, atomic_write_json
 from tinct.core.exceptions import DataError, RunDirError
 from tinct.core.progress import track
@@ -98,8 +98,6 @@ def _freeze(encoder: ColorizationEncoder) -> ColorizationEncoder:
 def _load_source(source: str | os.PathLike[str] | None) -> tuple[ColorizationEncoder, str, Any]:
     """The frozen encoder of ``source``, its description and (for a classification run) its data config."""
     from tinct.colorization.colorize import load_colorizer
-    from tinct.colorization.networks import ColorizationNet
-    from tinct.colorization.siggraph import SIGGRAPHNet
 
     path = None if source is None else Path(source)
     if path is not None and path.is_dir() and _run_task(path) == "classification":
@@ -119,21 +117,14 @@ def _load_source(source: str | os.PathLike[str] | None) -> tuple[ColorizationEnc
             f"{err} (a probe reads a colorization run folder, checkpoint or exported .pt, or a classification "
             "run folder)"
         ) from err
-    net = colorizer.net
-    net = getattr(net, "full", net)  # an instance-aware network: its full-image SIGGRAPH17 network
-    if isinstance(net, SIGGRAPHNet):
-        arch = "siggraph17"
-    elif isinstance(net, ColorizationNet):
-        arch = "eccv16"
-    else:
-        raise RunDirError(f"{info['source']}: a {type(net).__name__}, not an ECCV16 or SIGGRAPH17 colorizer")
-    encoder = ColorizationEncoder(arch, net.width, len(encoder_blocks(net)))
+    net = getattr(colorizer.net, "full", colorizer.net)  # instance-aware: its full-image SIGGRAPH17 network
     try:
-        for mine, theirs in zip(encoder.blocks, encoder_blocks(net), strict=True):
-            mine.load_state_dict(theirs.state_dict())
+        encoder = ColorizationEncoder.of_network(net)
+    except TypeError as err:
+        raise RunDirError(f"{info['source']}: {err}") from err
     except RuntimeError as err:
         raise RunDirError(f"{info['source']}: its encoder blocks do not load ({err})") from err
-    return _freeze(encoder), f"colorizer {info['source']} ({arch} width {net.width})", None
+    return _freeze(encoder), f"colorizer {info['source']} ({encoder.arch} width {encoder.width})", None
 
 
 def _run_task(path: Path) -> str | None:
