@@ -128,18 +128,31 @@ def class_folders(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
     return out
 
 
-def classification_splits(d: ClassificationDataConfig) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
+def classification_splits(
+    d: ClassificationDataConfig, classes: Sequence[str] | None = None
+) -> tuple[list[str], dict[str, list[tuple[Path, int]]]]:
     """The class names and the ``(photo, class index)`` pairs of each split of ``d`` (nothing is read).
 
+    ``classes``: the classes of a trained model; the folder's class folders must be among them (an evaluation
+    folder may hold a subset) and are labelled by the model's indices. Default: the folder's own classes.
     A split that comes out empty on a tiny folder falls back (test <- val <- train) as colorization's do.
+
+    Raises:
+        DataError: a class folder is not one of ``classes`` (named).
     """
     from tinct.colorization.photos import split_photos
 
     assert d.root is not None
     base = Path(d.root).resolve()
     folders = class_folders(base)
-    classes = list(folders)
-    label = {p: i for i, (_, photos) in enumerate(folders.items()) for p in photos}
+    if classes is None:
+        classes = list(folders)
+    unknown = [c for c in folders if c not in classes]
+    if unknown:
+        raise DataError(
+            f"{d.root}: class folder(s) {', '.join(unknown)} are not classes of this model ({', '.join(classes)})"
+        )
+    label = {p: list(classes).index(name) for name, photos in folders.items() for p in photos}
     photos = list(label)
     splits = split_photos(photos, d.val_fraction, d.test_fraction, d.split_seed)
     if d.split_file:
@@ -153,7 +166,7 @@ def classification_splits(d: ClassificationDataConfig) -> tuple[list[str], dict[
     splits["test"] = splits["test"] or splits["val"] or splits["train"]
     splits["val"] = splits["val"] or splits["test"]
     splits["train"] = splits["train"] or splits["val"]
-    return classes, {k: [(p, label[p]) for p in v] for k, v in splits.items()}
+    return list(classes), {k: [(p, label[p]) for p in v] for k, v in splits.items()}
 
 
 def group_order(classes: Sequence[str], groups: dict[str, list[str]] | None) -> tuple[list[int], list[str]]:
@@ -210,17 +223,21 @@ class LabelledPhotos(Dataset[dict[str, Tensor]]):
 
 
 class ClassificationDataModule(SplitDataModule):
-    """Splits and loaders of :class:`ClassificationDataConfig`; ``classes`` and ``splits`` after setup."""
+    """Splits and loaders of :class:`ClassificationDataConfig`; ``classes`` and ``splits`` after setup.
 
-    def __init__(self, cfg: Any) -> None:
+    ``classes``: a trained model's classes, which label the folder (see :func:`classification_splits`).
+    """
+
+    def __init__(self, cfg: Any, classes: Sequence[str] | None = None) -> None:
         super().__init__(cfg)
+        self.model_classes = None if classes is None else list(classes)
         self.classes: list[str] = []
         self.splits: dict[str, list[tuple[Path, int]]] = {}
 
     def resolve_splits(self) -> dict[str, list[tuple[Path, int]]]:
         """The ``(photo, label)`` pairs of each split, without reading the photos."""
         if not self.splits:
-            self.classes, self.splits = classification_splits(self.cfg.data)
+            self.classes, self.splits = classification_splits(self.cfg.data, self.model_classes)
         return self.splits
 
     def setup(self, stage: str | None = None) -> None:

@@ -183,7 +183,7 @@ class ClassificationTask(Task):
             self.last_test["matrix"] = metric.matrix.tolist()
 
     def build_datamodule(self) -> L.LightningDataModule:
-        return _ModelClassesDataModule(self.cfg, self.classes)
+        return ClassificationDataModule(self.cfg, self.classes)
 
     def with_data(self, path: str | os.PathLike[str]) -> ExperimentConfig:
         data = self.cfg.data.model_copy(
@@ -204,28 +204,3 @@ class ClassificationTask(Task):
         from tinct.colorization.transfer.report import classify_files
 
         return classify_files(self, paths)
-
-
-class _ModelClassesDataModule(ClassificationDataModule):
-    """The data module of a model trained on ``classes``: a folder's class folders must be among them and
-    are labelled by the model's indices (an evaluation folder may hold a subset of the classes)."""
-
-    def __init__(self, cfg: Any, classes: Sequence[str]) -> None:
-        super().__init__(cfg)
-        self.model_classes = list(classes)
-
-    def resolve_splits(self) -> dict[str, list[tuple[Path, int]]]:
-        from tinct.core.exceptions import DataError
-
-        if not self.splits:
-            found = super().resolve_splits()
-            unknown = [c for c in self.classes if c not in self.model_classes]
-            if unknown:
-                raise DataError(
-                    f"{self.cfg.data.root}: class folder(s) {', '.join(unknown)} are not classes of this model "
-                    f"({', '.join(self.model_classes)})"
-                )
-            index = [self.model_classes.index(c) for c in self.classes]
-            self.splits = {k: [(p, index[i]) for p, i in v] for k, v in found.items()}
-            self.classes = list(self.model_classes)
-        return self.splits
