@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader, Dataset
 from tinct.colorization.transfer.data import ClassificationDataConfig, ClassificationDataModule
 from tinct.colorization.transfer.encoders import ColorizationEncoder
 from tinct.core.atomic import atomic_write_bytes, atomic_write_json
-from tinct.core.exceptions import DataError, RunDirError
+from tinct.core.exceptions import ConfigError, DataError, RunDirError
 from tinct.core.progress import track
 
 __all__ = [
@@ -129,13 +129,12 @@ def _load_source(source: str | os.PathLike[str] | None) -> tuple[ColorizationEnc
 
 def _run_task(path: Path) -> str | None:
     """The ``task`` of a run folder's ``config.yaml`` (None: no readable one)."""
-    import yaml
+    from tinct.core.config import read_yaml_file
 
     try:
-        raw = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        return read_yaml_file(path / "config.yaml", "run config").get("task")
+    except ConfigError:
         return None
-    return raw.get("task") if isinstance(raw, dict) else None
 
 
 def encoder_from_source(source: str | os.PathLike[str] | None) -> tuple[ColorizationEncoder, str]:
