@@ -605,51 +605,23 @@ class IlluminantTask(Task):
         Raises:
             DataError: a file cannot be read (named).
         """
-        from tinct.color.camera import camera_to_linear_srgb
-        from tinct.color.illuminant import correct_illuminant
-        from tinct.color.rgb import linear_to_srgb, srgb_to_linear
-        from tinct.constancy.folder import check_usable, linear_from_raw, thumbnail
+        from tinct.constancy.folder import thumbnail
+        from tinct.constancy.predict import balanced_preview, read_linear
         from tinct.core.naming import unique_output_names
-        from tinct.io.image import read_image, to_tensor_image, write_image
-        from tinct.io.raw import is_camera_raw, read_camera_raw
+        from tinct.io.image import write_image
 
         self.eval()
         d = self.cfg.data
         rows: list[dict[str, Any]] = []
         names = unique_output_names(paths) if names is None else names
         for path, name in zip(paths, names, strict=True):
-            xyz_to_camera = None
-            if is_camera_raw(path):
-                camera_raw = read_camera_raw(path)
-                image, mask = camera_raw.linear, camera_raw.mask
-                check_usable(path, image, mask, min(camera_raw.black_level), camera_raw.white_level)
-                xyz_to_camera = camera_raw.xyz_to_camera
-                if xyz_to_camera is None:
-                    warnings.warn(
-                        f"{path}: no camera colour matrix in the file or LibRaw's table; the preview shows "
-                        "the white-balanced camera RGB as if it were sRGB",
-                        stacklevel=2,
-                    )
-            elif (raw := read_image(path)).linear:
-                image, mask = linear_from_raw(raw, *self.raw_levels())
-            else:
-                warnings.warn(
-                    f"{path}: 8-bit / JPEG files are display-encoded sRGB, not linear camera RGB; "
-                    "linearising with the sRGB curve, so the estimate is only approximate",
-                    stacklevel=2,
-                )
-                image = srgb_to_linear(to_tensor_image(raw))
-                mask = (image >= 1.0).any(dim=0, keepdim=True)
-            thumb = thumbnail(image, mask, d.size).to(self.device)
+            photo = read_linear(path, self.raw_levels())
+            for note in photo.warnings:
+                warnings.warn(note, stacklevel=2)
+            thumb = thumbnail(photo.image, photo.mask, d.size).to(self.device)
             illum = self(thumb.unsqueeze(0))[0].cpu()
-            balanced = correct_illuminant(image, illum)
-            if xyz_to_camera is not None:
-                balanced = camera_to_linear_srgb(balanced, xyz_to_camera)
-            balanced = balanced / torch.quantile(
-                balanced.flatten()[:: max(1, balanced.numel() // 200_000)], 0.99
-            ).clamp_min(1e-6)
             target = Path(out_dir) / Path(name).parent / f"{Path(name).name}_balanced.png"
-            preview = write_image(target, linear_to_srgb(balanced.clamp(0, 1)))  # makes the folder
+            preview = write_image(target, balanced_preview(photo, illum))  # makes the folder
             r, g, b = illum.tolist()
             rows.append({"image": str(path), "r": r, "g": g, "b": b, "preview": str(preview)})
         return rows

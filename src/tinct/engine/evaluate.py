@@ -16,7 +16,34 @@ from tinct.core.naming import collect_inputs, unique_output_names
 from tinct.engine.run_dir import RunDir, checkpoint_mismatches, read_checkpoint
 from tinct.io.image import IMAGE_SUFFIXES
 
-__all__ = ["evaluate", "expand_inputs", "load_task", "predict"]
+__all__ = ["device_of", "evaluate", "expand_inputs", "load_task", "predict"]
+
+
+def device_of(device: Any) -> Any:
+    """A ``torch.device`` that exists here, or a one-line error: ``cuda`` on a machine without a GPU says so
+    (instead of a CUDA traceback deep in the first forward pass).
+
+    Example:
+        >>> device_of("cpu")
+        device(type='cpu')
+
+    Raises:
+        ConfigError: not a device name, or a device this machine does not have.
+    """
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"device {device!r}: not a device (cpu, cuda, cuda:1, mps)") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA GPU is available here (use cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {device!r}: MPS is not available here (use cpu)")
+    return dev
 
 
 def load_task(
@@ -116,6 +143,7 @@ def predict(
     *,
     checkpoint: str = "best",
     progress: bool = True,
+    device: str = "cpu",
 ) -> list[dict[str, Any]]:
     """Run a trained task on image files; write ``predictions.csv`` (and the task's outputs) to ``out_dir``.
 
@@ -124,6 +152,9 @@ def predict(
     ``a_npy_balanced.png``), so no output overwrites another. An input that does not exist or a file that
     cannot be read is reported by name on stderr (``tinct: skipped a.png: ...``) and recorded as a row
     with an ``error``; the others still run.
+
+    Args:
+        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); see :func:`device_of`.
 
     Returns:
         One row per input file (and per missing input), as in ``predictions.csv``; rows with an ``error``
@@ -134,7 +165,7 @@ def predict(
     """
     from rich.progress import track
 
-    task = load_task(run_dir, checkpoint)
+    task = load_task(run_dir, checkpoint).to(device_of(device))
     out = Path(out_dir) if out_dir else Path(run_dir) / "predictions"
     paths, roots, missing = collect_inputs(inputs, task.input_suffixes)
     supported = f"supported: {', '.join(task.input_suffixes)}"

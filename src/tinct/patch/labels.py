@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ __all__ = [
     "META_COLUMNS",
     "META_FEATURES",
     "PatchTable",
+    "photos_table",
     "read_patch_table",
 ]
 
@@ -194,9 +196,24 @@ def read_patch_table(
             camera[i] = found.camera
 
     group = [_cell_text(x) for x in df["group"]] if "group" in df.columns else [None] * n
+    table = _table(names, lab, group, camera, meta)
+    for c in df.columns:
+        if c not in table.columns:  # ev100 and exposure_offset are always recomputed
+            table[c] = df[c].to_numpy()
+    return PatchTable(root, table)
+
+
+def _table(
+    names: list[str],
+    lab: dict[str, np.ndarray],
+    group: list[str | None],
+    camera: list[str | None],
+    meta: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """The table's standard columns; ``ev100`` and ``exposure_offset`` derived from the metadata."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ev100 = np.log2(meta["f_number"] ** 2 / meta["exposure_time"]) - np.log2(meta["iso"] / 100.0)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "image": pd.Series(names, dtype=str),
             **lab,
@@ -209,10 +226,36 @@ def read_patch_table(
             "exposure_offset": meta["brightness"] + 5.0 - ev100,
         }
     )
-    for c in df.columns:
-        if c not in table.columns:  # ev100 and exposure_offset are always recomputed
-            table[c] = df[c].to_numpy()
-    return PatchTable(root, table)
+
+
+def photos_table(paths: Sequence[str | os.PathLike[str]]) -> PatchTable:
+    """A :class:`PatchTable` of photos without targets (``L``, ``a``, ``b`` are NaN), for prediction: each
+    photo's metadata from ``<stem>.json`` beside it, else its EXIF, as :func:`read_patch_table` reads them.
+
+    ``image`` holds each photo's absolute path (the table's root is the file system's).
+
+    Raises:
+        DataError: a photo is missing or unreadable (named).
+    """
+    files = [Path(p).resolve() for p in paths]
+    for f in files:
+        if not f.is_file():
+            raise DataError(f"{f}: no such photo")
+    meta = {c: np.full(len(files), np.nan) for c in META_COLUMNS}
+    camera: list[str | None] = []
+    for i, f in enumerate(files):
+        found = _image_meta(f, need_meta=True, check=True)
+        for c in META_COLUMNS:
+            value = getattr(found, c, None)
+            if value is not None:
+                meta[c][i] = value
+        camera.append(getattr(found, "camera", None))
+    nan = np.full(len(files), np.nan, dtype=np.float64)
+    lab = {"L": nan.copy(), "a": nan.copy(), "b": nan.copy()}
+    names = [str(f) for f in files]
+    return PatchTable(
+        Path(files[0].anchor if files else "/"), _table(names, lab, [None] * len(files), camera, meta)
+    )
 
 
 def _more(count: int) -> str:
