@@ -45,7 +45,7 @@ def test_recipe_config_builds_the_shipped_architecture(weights: PretrainedWeight
     assert {k: tuple(v.shape) for k, v in shipped["state_dict"].items()} == expected
     model = cfg.model.model_dump(mode="json")
     # The recipe as shipped; fields added to the config since then must hold their defaults there.
-    defaults = type(cfg.model)().model_dump(mode="json") if cfg.task == "colorization" else {}
+    defaults = type(cfg.model)().model_dump(mode="json")
     for key, value in model.items():
         if key in ("init", "instance_init"):  # where the stages started from: paths of the machine
             continue

@@ -108,7 +108,10 @@ class InstanceModelConfig(ColorizationModelConfig):
     ``fusion`` only): the same for the instance network, normally the instance stage's run (None: random);
     ``crop_size``: side of the instance crops (multiple of 8); ``fusion_inner``: channels of the fusion
     modules' weight nets; ``freeze_instance`` (stage ``fusion``): keep the instance network fixed, in eval
-    mode. The paths are read when training starts, so a config may name a run that does not exist yet.
+    mode; ``fusion_style`` (stage ``fusion``): ``tinct``, or ``instcolorization``, the authors' release
+    exactly, which ``tinct import-weights instcolorization`` writes
+    (:class:`~tinct.colorization.instance.InstanceFusionNet`). The paths are read when training starts, so a
+    config may name a run that does not exist yet.
     """
 
     arch: Literal["siggraph17"] = "siggraph17"  # type: ignore[assignment]
@@ -118,6 +121,7 @@ class InstanceModelConfig(ColorizationModelConfig):
     crop_size: int = Field(64, ge=8)
     fusion_inner: int = Field(16, ge=1)
     freeze_instance: bool = True
+    fusion_style: Literal["tinct", "instcolorization"] = "tinct"
 
     @model_validator(mode="after")
     def _check_stage(self) -> InstanceModelConfig:
@@ -188,7 +192,7 @@ class InstanceColorizationTask(ColorizationTask):
         if m.stage == "fusion":
             from tinct.colorization.instance import InstanceFusionNet
 
-            self.net = InstanceFusionNet(m.width, m.crop_size, m.fusion_inner)
+            self.net = InstanceFusionNet(m.width, m.crop_size, m.fusion_inner, m.fusion_style)
             if m.freeze_instance:
                 self.net.instance.requires_grad_(False)
                 # Lightning keeps the modes it finds (and restores them after validation).

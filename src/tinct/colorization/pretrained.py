@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import torch
 
 from tinct.core.atomic import atomic_torch_save, atomic_write_json
 from tinct.core.exceptions import RunDirError
+from tinct.engine.modelfile import ShippedModel
 
 __all__ = [
     "DEFAULT_COLORIZER",
@@ -44,23 +44,10 @@ COLORIZER_TASKS = ("colorization", "instance_colorization")
 
 
 @dataclass(frozen=True)
-class PretrainedWeights:
-    """A weights file inside the package and its model card (``<file stem>.json``)."""
+class PretrainedWeights(ShippedModel):
+    """A colorizer file inside the package (``tinct/colorization/weights``) and its model card."""
 
-    name: str
-    file: str
-    description: str
-
-    def path(self) -> Path:
-        """Location of the weights file (inside the installed package)."""
-        path = Path(str(resources.files("tinct.colorization") / "weights" / self.file))
-        if not path.is_file():
-            raise RunDirError(f"{path}: the shipped weights {self.name!r} are missing from this installation")
-        return path
-
-    def card(self) -> dict[str, Any]:
-        """The model card: recipe commands, training data, measured metrics."""
-        return json.loads(self.path().with_suffix(".json").read_text())
+    package: str = "tinct.colorization"
 
 
 ECCV16_COLORIZER = PretrainedWeights(
@@ -176,7 +163,10 @@ def _colorizer_from_config(config: Any, source: Path, temperature: float | None)
             from tinct.colorization.instance import InstanceColorizer, InstanceFusionNet
 
             net = InstanceFusionNet(
-                float(model["width"]), int(model.get("crop_size", 64)), int(model.get("fusion_inner", 16))
+                float(model["width"]),
+                int(model.get("crop_size", 64)),
+                int(model.get("fusion_inner", 16)),
+                str(model.get("fusion_style", "tinct")),
             )
             return InstanceColorizer(net, *decoding)
         net = COLORIZERS.get(arch)(width=float(model["width"]), head=model["head"])
