@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -451,6 +452,38 @@ class PatchTask(Task):
         out["pred_L"], out["pred_a"], out["pred_b"] = pred[:, 0], pred[:, 1], pred[:, 2]
         out["de00"] = de
         return out
+
+    @torch.no_grad()
+    def predict_files(
+        self, paths: Sequence[Path], out_dir: Path, names: Sequence[Path] | None = None
+    ) -> list[dict[str, Any]]:
+        """The CIELAB colour of the patch in each photo (:func:`tinct.patch.predict.predict_patches`) and
+        ``out_dir / <name>_patch.png``: the crop the network saw beside a swatch of the predicted colour.
+
+        Returns:
+            One row per photo: ``image``, ``L``, ``a``, ``b``, the patch box ``x0, y0, x1, y1`` (empty for a
+            model trained on whole images), the ``camera`` read from its metadata and ``preview``.
+
+        Raises:
+            DataError: a photo is unreadable or holds no patch (named).
+        """
+        from tinct.core.naming import unique_output_names
+        from tinct.io.image import write_image
+        from tinct.patch.predict import predict_patches
+
+        names = unique_output_names(paths) if names is None else names
+        rows: list[dict[str, Any]] = []
+        for pred, name in zip(predict_patches(self, paths, device=self.device), names, strict=True):
+            crop = torch.from_numpy(pred.crop).permute(2, 0, 1)
+            swatch = torch.from_numpy(pred.swatch).permute(2, 0, 1).float() / 255.0
+            swatch = F.interpolate(swatch[None], size=crop.shape[-2:], mode="nearest")[0]
+            target = Path(out_dir) / Path(name).parent / f"{Path(name).name}_patch.png"
+            preview = write_image(target, torch.cat([crop, torch.ones(3, crop.shape[1], 2), swatch], dim=-1))
+            L, a, b = (float(v) for v in pred.lab)
+            x0, y0, x1, y1 = pred.box if pred.box is not None else ("",) * 4
+            rows.append({"image": pred.image, "L": L, "a": a, "b": b, "x0": x0, "y0": y0, "x1": x1, "y1": y1,
+                         "camera": pred.metadata.get("camera"), "preview": str(preview)})  # fmt: skip
+        return rows
 
     def write_test_report(self, out_dir: Path, data: str) -> dict[str, Any]:
         """Write ``patch_metrics.json``, ``patch_predictions.csv`` and ``figures/patch_swatches.png``."""
