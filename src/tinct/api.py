@@ -138,13 +138,17 @@ def _colorizer(source: Any, device: str, backend: str, temperature: float | None
 def _load_colorizer(model: Any, device: str, backend: str, temperature: float | None) -> Any:
     source = _source(model)
     key = None if source is None else str(source)
-    return _colorizer(key, str(device), backend, temperature)
+    # torch decodes at any temperature per call; an ONNX graph has its export's temperature built in
+    return _colorizer(key, str(device), backend, temperature if backend != "torch" else None)
 
 
 def takes_hints(model: Any = None) -> bool:
-    """Whether a colorizer reads colour hints (SIGGRAPH17 networks do, ECCV16 ones do not)."""
+    """Whether a colorizer is made for colour hints: SIGGRAPH17 networks are; ECCV16 ones cannot read them;
+    instance-aware ones have the inputs but were not trained for them (one hint floods large regions), so
+    they answer False, although :func:`colorize` passes hints on to them."""
     colorizer = _load_colorizer(model, "cpu", "torch", None)
-    return bool(getattr(getattr(colorizer, "net", None), "hint_channels", 0))
+    net = getattr(colorizer, "net", None)
+    return bool(getattr(net, "hint_channels", 0)) and not getattr(colorizer, "uses_boxes", False)
 
 
 def colorize(
