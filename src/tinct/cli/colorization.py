@@ -1,18 +1,23 @@
-"""Colorization commands: ``tinct colorize``, ``tinct evaluate colorization``, ``tinct export``,
-``tinct study colorization``. Argument parsing only; each calls one function of :mod:`tinct.colorization`."""
+"""Colorization commands: ``tinct colorize``, ``tinct evaluate colorization``, ``tinct study colorization``
+(``tinct export`` is in :mod:`tinct.cli.export`). Argument parsing only; each calls one function of
+:mod:`tinct.colorization`."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 __all__ = ["add_parsers", "run", "run_evaluate"]
 
 MODEL_HELP = (
-    "a colorization run directory, checkpoint (.ckpt) or exported weights file (.pt); "
-    "default: the pretrained colorizer shipped with tinct"
+    "a colorization run directory, checkpoint (.ckpt), exported weights file (.pt) or ONNX graph (.onnx, from "
+    "tinct export; run by onnxruntime); default: the pretrained colorizer shipped with tinct"
+)
+
+BACKEND_HELP = (
+    "where the network runs: torch (default; an .onnx model: onnxruntime) or onnxruntime, on the CPU (another "
+    "model is exported to ONNX in memory first, a few seconds; nothing is written)"
 )
 
 
@@ -39,7 +44,7 @@ BOXES_HELP = (
 
 
 def add_parsers(sub: Any, study: Any) -> None:
-    """Add ``colorize`` and ``export`` to the command subparsers and ``colorization`` to ``study``'s."""
+    """Add ``colorize`` to the command subparsers and ``colorization`` / ``instance`` to ``study``'s."""
     c = sub.add_parser(
         "colorize",
         help="colorize photos (files or folders, any size) with a trained or the shipped model",
@@ -80,16 +85,11 @@ def add_parsers(sub: Any, study: Any) -> None:
     c.add_argument(
         "--detector-weights", metavar="FILE", help="local weights file of --detector (nothing is downloaded)"
     )
-    c.add_argument("--device", default="cpu", help="device of the detector (default: cpu)")
-
-    x = sub.add_parser("export", help="write a colorization run as a compact weights file (+ model card)")
-    x.add_argument("run_dir", help="colorization run directory or checkpoint")
-    x.add_argument(
-        "--out", required=True, help="weights file to write (.pt); the card goes beside it (.json)"
-    )
-    x.add_argument("--card", help="JSON file with extra model-card entries (recipe, notes)")
-    x.add_argument(
-        "--evaluate", action="store_true", help="score the exported weights on the run's held-out test photos"
+    c.add_argument("--backend", choices=("torch", "onnxruntime"), help=BACKEND_HELP)
+    c.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device of the colorizer and the detector: cpu (default), cuda, cuda:1 ... (onnxruntime: cpu)",
     )
 
     s = study.add_parser(
@@ -170,7 +170,7 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``tinct evaluate colorization --model M --data DIR [--boxes DIR|FILE] [--lpips-weights FILE]
-    [--fid-weights FILE]``."""
+    [--fid-weights FILE] [--backend torch|onnxruntime] [--device DEVICE]``."""
     from tinct.colorization.evaluation import LPIPS_FID_NOTE, evaluate_colorization
     from tinct.core.exceptions import TinctError
 
@@ -190,6 +190,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
             boxes=getattr(args, "boxes", None),
             lpips_weights=lpips_weights,
             fid_weights=fid_weights,
+            backend=getattr(args, "backend", None),
+            device=getattr(args, "device", None) or "cpu",
         )
     except KeyboardInterrupt:
         print("tinct evaluate colorization: interrupted; no metrics written", file=sys.stderr)
@@ -249,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
                 max_pixels=args.max_pixels,
                 hints=args.hints,
                 boxes=boxes,
+                backend=args.backend,
+                device=args.device,
             )
         except ColorizeInterrupted as err:
             print(
@@ -263,15 +267,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1 if failed else 0  # every photo is tried; one skipped fails the job at the end, as predict
-    if args.command == "export":
-        from tinct.colorization.pretrained import export_colorizer
-
-        card = json.loads(open(args.card).read()) if args.card else None
-        path = export_colorizer(args.run_dir, args.out, card, evaluate=args.evaluate)
-        print(
-            f"tinct export: wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {path.with_suffix('.json')}"
-        )
-        return 0
     if args.study_task == "instance":
         from tinct.colorization.instance_study import study_instance
 

@@ -35,6 +35,10 @@ EPILOG = """examples:
   tinct train configs/patch/cross_attention.yaml && tinct evaluate RUN_DIR --data data/other_patches
   tinct study patch --out runs/study-patch
   tinct export runs/study-colorization/classification_rebalanced --out colorizer.pt --evaluate
+  tinct export runs/thumbnails-20261123-101500 --out estimator.onnx
+  tinct import-weights eccv16 colorization_release_v2-9b330a0b.pth --out eccv16.pt
+  tinct colorize photos/ --out colored/ --model eccv16.pt --device cuda
+  tinct serve --port 7860
   tinct sweep configs/illuminant/input_space.sweep.yaml --auto-summary --analysis --eval-winners 2
   tinct summarize runs/ --out results.csv && tinct plot results.csv --out figures/
   tinct report runs/ --out report.html
@@ -103,7 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", metavar="RUN_DIR | colorization")
     e.add_argument("--data", help="folder to evaluate on (the task's folder layout)")
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    e.add_argument("--accelerator", default="cpu")
+    e.add_argument(
+        "--accelerator", default="cpu", help="Lightning accelerator of a run's evaluation (cpu, gpu, auto)"
+    )
+    e.add_argument(
+        "--device",
+        help="device to run on: cpu (default), cuda, cuda:1, mps; for a run, the same as --accelerator "
+        "(cuda:1 picks the GPU)",
+    )
     e.add_argument(
         "--out",
         help="write the metrics JSON here (default: inside the run directory; colorization: "
@@ -113,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help="(colorization) run directory, checkpoint or weights file; default: shipped"
     )
     e.add_argument("--temperature", type=float, help="(colorization) annealed-mean temperature")
+    e.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime"],
+        help="(colorization) run the network with torch (default) or onnxruntime (CPU; an .onnx --model "
+        "always runs in onnxruntime)",
+    )
     e.add_argument(
         "--max-pixels",
         type=int,
@@ -143,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--out", help="output folder (default: RUN_DIR/predictions)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument(
+        "--device", default="cpu", help="device to run the model on: cpu (default), cuda, cuda:1, mps"
+    )
 
     c = sub.add_parser("config", help="validate a config and print it fully resolved")
     c.add_argument("config")
@@ -150,10 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="versions and the registered tasks and backbones")
 
-    from tinct.cli import colorization, constancy, experiments, patch, transfer
+    from tinct.cli import colorization, constancy, experiments, export, patch, serve, transfer, weights
 
     data, study = constancy.add_parsers(sub)
     colorization.add_parsers(sub, study)
+    export.add_parsers(sub)
+    weights.add_parsers(sub)
+    serve.add_parsers(sub)
     transfer.add_parsers(sub, study)
     patch.add_parsers(data, study)
     experiments.add_parsers(sub)
@@ -220,15 +243,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from tinct.cli.colorization import run_evaluate
 
         return run_evaluate(args)
-    colorization_only = (args.boxes, args.lpips_weights, args.fid_weights, args.temperature, args.max_pixels)
+    colorization_only = (
+        args.boxes, args.lpips_weights, args.fid_weights, args.temperature, args.max_pixels, args.backend,
+    )  # fmt: skip
     if args.model or any(v is not None for v in colorization_only):
         raise TinctError(
-            "--model, --temperature, --max-pixels, --boxes, --lpips-weights and --fid-weights belong to "
-            "'tinct evaluate colorization'"
+            "--model, --temperature, --max-pixels, --boxes, --backend, --lpips-weights and --fid-weights belong "
+            "to 'tinct evaluate colorization'"
         )
 
+    accelerator, devices = _accelerator(args.device, args.accelerator)
     metrics = evaluate(
-        args.run_dir, args.data, checkpoint=args.checkpoint, accelerator=args.accelerator, out=args.out
+        args.run_dir,
+        args.data,
+        checkpoint=args.checkpoint,
+        accelerator=accelerator,
+        devices=devices,
+        out=args.out,
     )
     _print_table("evaluation: " + (args.data or "test split"), metrics)
     return 0
@@ -237,12 +268,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from tinct.engine.evaluate import predict
 
-    rows = predict(args.run_dir, args.inputs, args.out, checkpoint=args.checkpoint)
+    rows = predict(args.run_dir, args.inputs, args.out, checkpoint=args.checkpoint, device=args.device)
     for row in rows:
         print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     failed = sum("error" in r for r in rows)
     print(f"tinct: {len(rows) - failed} predicted, {failed} failed", file=sys.stderr)
     return 1 if failed else 0  # as colorize: every file is tried, and a skipped one fails the job at the end
+
+
+def _accelerator(device: str | None, accelerator: str) -> tuple[str, int | list[int]]:
+    """Lightning's accelerator and devices for ``--device`` (cpu, cuda, cuda:N, mps), else ``--accelerator``.
+
+    Example:
+        >>> _accelerator("cuda:1", "cpu"), _accelerator("cuda", "cpu"), _accelerator(None, "gpu")
+        (('gpu', [1]), ('gpu', 1), ('gpu', 1))
+    """
+    if device is None:
+        return accelerator, 1
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda", "gpu", "mps") or (index and not index.isdigit()):
+        raise TinctError(f"--device {device}: expected cpu, cuda, cuda:N or mps")
+    if kind == "cpu":
+        return "cpu", 1
+    return ("mps" if kind == "mps" else "gpu"), ([int(index)] if index else 1)
 
 
 def _print_table(title: str, metrics: dict[str, float]) -> None:
@@ -292,7 +340,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_evaluate(args)
         if args.command == "predict":
             return _cmd_predict(args)
-        if args.command in ("colorize", "export") or (
+        if args.command == "export":
+            from tinct.cli import export
+
+            return export.run(args)
+        if args.command == "import-weights":
+            from tinct.cli import weights
+
+            return weights.run(args)
+        if args.command == "serve":
+            from tinct.cli import serve
+
+            return serve.run(args)
+        if args.command == "colorize" or (
             args.command == "study" and args.study_task in ("colorization", "instance")
         ):
             from tinct.cli import colorization

@@ -1,7 +1,8 @@
 """``tinct colorize`` and ``tinct evaluate colorization``: colorizers applied to whole photos.
 
 A model is named by a run directory, a training checkpoint (``.ckpt``), an exported weights file
-(``.pt``, see :mod:`tinct.colorization.pretrained`), or nothing: the pretrained colorizer shipped with tinct.
+(``.pt``, see :mod:`tinct.colorization.pretrained`), an ONNX graph (``.onnx``, run by onnxruntime; see
+:mod:`tinct.colorization.export`), or nothing: the pretrained colorizer shipped with tinct.
 Photos of any size are colorized at full resolution (:class:`tinct.colorization.networks.Colorizer`), in
 bounded memory: the photo stays 8 (or 16) bit, its L is computed strip by strip (4 bytes a pixel), the
 network runs at its own resolution, and the output is made strip by strip into an 8-bit image, so a
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from tinct.colorization.hints import HintFile, Hints
 
 __all__ = [
+    "BACKENDS",
     "CSV_COLUMNS",
     "METRIC_KEYS",
     "ColorizeInterrupted",
@@ -72,25 +74,104 @@ class ColorizeInterrupted(KeyboardInterrupt):
         self.done, self.total, self.table = done, total, table
 
 
+#: Where a colorizer's network runs (``backend=`` of :func:`load_colorizer`).
+BACKENDS = ("torch", "onnxruntime")
+
+
 def load_colorizer(
-    model: str | os.PathLike[str] | None = None, temperature: float | None = None
+    model: str | os.PathLike[str] | None = None,
+    temperature: float | None = None,
+    *,
+    backend: str | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[Any, dict[str, Any]]:
-    """The colorizer of a run directory, checkpoint, exported weights file, or (None) the shipped model.
+    """The colorizer of a run directory, checkpoint, exported weights file, ONNX graph (``.onnx``, from
+    ``tinct export``), or (None) the shipped model.
+
+    Args:
+        model: where the model is (None: the shipped default colorizer).
+        temperature: annealed-mean temperature (default: the model's).
+        backend: ``"torch"`` or ``"onnxruntime"``; None: onnxruntime for an ``.onnx`` file, else torch. With
+            onnxruntime, any other model is exported to ONNX in memory first (a few seconds; nothing is
+            written) and checked against torch (:func:`tinct.colorization.export.onnx_colorizer`); an
+            instance-aware model then colours with its full-image network (noted on stderr).
+        device: torch device of the network (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...); onnxruntime runs on
+            the CPU only.
 
     Returns:
         ``(colorizer, info)``: a :class:`~tinct.colorization.networks.Colorizer` in eval mode (an
         :class:`~tinct.colorization.instance.InstanceColorizer` for a fusion-stage ``instance_colorization``
-        run) and a dict describing where it came from (``source``, ``config``).
+        run, an :class:`~tinct.colorization.export.OnnxColorizer` with onnxruntime) and a dict describing
+        where it came from (``source``, ``config``; ``backend`` with onnxruntime).
 
     Raises:
-        ConfigError: ``temperature`` is NaN, infinite or negative (checked before any model is loaded).
+        ConfigError: ``temperature`` is NaN, infinite or negative, ``backend`` or ``device`` is invalid or
+            unavailable (checked before any model is loaded), or a ``.onnx`` graph decodes at another
+            temperature.
         RunDirError: the path is missing or holds no colorization model.
+        DataError: a ``.onnx`` file is not a tinct colorizer graph.
     """
     from tinct.colorization.networks import check_temperature
-    from tinct.colorization.pretrained import COLORIZER_TASKS, DEFAULT_COLORIZER, load_colorizer_file
 
     if temperature is not None:
         temperature = check_temperature(temperature)
+    onnx_file = model is not None and Path(model).suffix.lower() == ".onnx"
+    backend = _check_backend(backend, model, onnx_file)
+    dev = _check_device(device, backend)
+    if onnx_file:
+        from tinct.colorization.export import load_onnx_colorizer
+
+        if not Path(model).is_file():  # type: ignore[arg-type]
+            raise RunDirError(f"{model}: no such ONNX file")
+        return load_onnx_colorizer(model, temperature)  # type: ignore[arg-type]
+    colorizer, info = _load_torch_colorizer(model, temperature)
+    if backend == "onnxruntime":
+        from tinct.colorization.export import onnx_colorizer
+
+        if getattr(colorizer, "uses_boxes", False):
+            print(
+                f"tinct: {info['source']} is instance-aware; onnxruntime runs its full-image network (boxes "
+                "are not used; --backend torch uses them)",
+                file=sys.stderr,
+            )
+        return onnx_colorizer(colorizer, info, temperature)
+    return colorizer.to(dev), info
+
+
+def _check_backend(backend: str | None, model: Any, onnx_file: bool) -> str:
+    from tinct.core.exceptions import ConfigError
+
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
+    if onnx_file and backend == "torch":
+        raise ConfigError(f"{model}: an ONNX graph runs with the onnxruntime backend, not torch")
+    return backend or ("onnxruntime" if onnx_file else "torch")
+
+
+def _check_device(device: str | torch.device, backend: str) -> torch.device:
+    from tinct.core.exceptions import ConfigError
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ConfigError(f"device {device!r} is not a torch device ({err})") from None
+    if backend == "onnxruntime" and dev.type != "cpu":
+        raise ConfigError(
+            f"the onnxruntime backend runs on the CPU (its CPU execution provider); device {device} needs "
+            "--backend torch"
+        )
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device}: CUDA is not available on this machine")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device}: MPS is not available on this machine")
+    return dev
+
+
+def _load_torch_colorizer(
+    model: str | os.PathLike[str] | None, temperature: float | None
+) -> tuple[Any, dict[str, Any]]:
+    from tinct.colorization.pretrained import COLORIZER_TASKS, DEFAULT_COLORIZER, load_colorizer_file
+
     if model is None:
         colorizer, info = load_colorizer_file(DEFAULT_COLORIZER.path(), temperature)
         return colorizer, {**info, "source": f"shipped:{DEFAULT_COLORIZER.name}"}
@@ -283,6 +364,8 @@ def colorize(
     max_pixels: int | None = None,
     hints: str | os.PathLike[str] | HintFile | None = None,
     boxes: str | os.PathLike[str] | BoxSource | None = None,
+    backend: str | None = None,
+    device: str | torch.device = "cpu",
 ) -> list[dict[str, Any]]:
     """Colorize photo files and folders (recursively, keeping their sub-folders) into ``out_dir``; write
     ``colorize.csv``.
@@ -305,6 +388,8 @@ def colorize(
             (:func:`tinct.colorization.boxes.open_box_source`) or a source such as
             :func:`tinct.colorization.detector.detector_source`. A photo whose boxes cannot be read is skipped
             (named). Given to a model that is not instance-aware, they are ignored with a note.
+        backend, device: where the network runs (:func:`load_colorizer`): ``"torch"`` on ``device``, or
+            ``"onnxruntime"`` on the CPU (an ``.onnx`` model always; another is exported in memory).
 
     Returns:
         The table's rows (a skipped photo's has ``image`` and ``error``).
@@ -324,7 +409,7 @@ def colorize(
     from tinct.colorization.boxes import as_box_source
 
     box_source = as_box_source(boxes)
-    colorizer, info = load_colorizer(model, temperature)
+    colorizer, info = load_colorizer(model, temperature, backend=backend, device=device)
     if hint_file is not None:
         _check_takes_hints(colorizer, info.get("source") or model)
     if box_source is not None and not getattr(colorizer, "uses_boxes", False):

@@ -181,6 +181,8 @@ def evaluate_colorization(
     lpips_weights: str | os.PathLike[str] | None = None,
     fid_weights: str | os.PathLike[str] | None = None,
     per_image: bool = False,
+    backend: str | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """The metrics of a colorizer on every photo of ``data`` (a folder, searched recursively, or a list of
     files), at full resolution, beside the grayscale baseline (ab = 0), on whole photos and inside boxes.
@@ -211,6 +213,9 @@ def evaluate_colorization(
         lpips_weights: local torchvision AlexNet or VGG-16 weights for LPIPS (:func:`load_lpips`).
         fid_weights: local FID Inception weights (:func:`load_fid`; needs torch-fidelity).
         per_image: also list each photo's own metrics (AuC over its pixels; no FID) under ``"per_image"``.
+        backend, device: where the network runs
+            (:func:`~tinct.colorization.colorize.load_colorizer`): ``"torch"`` on ``device`` (the metrics are
+            computed on the CPU), or ``"onnxruntime"`` on the CPU (an ``.onnx`` model always).
 
     Returns:
         The whole-photo metrics of the model at the top level, the same under ``"model"`` and the
@@ -226,7 +231,8 @@ def evaluate_colorization(
     Raises:
         DataError: ``data`` is missing or holds no readable colour photo; a weights file is missing or
             wrong; the box source cannot be opened. Checked before the model is loaded.
-        ConfigError: ``temperature`` or ``max_pixels`` is invalid; torch-fidelity is missing for FID.
+        ConfigError: ``temperature``, ``max_pixels``, ``backend`` or ``device`` is invalid; torch-fidelity is
+            missing for FID.
         RunDirError: ``model`` cannot be loaded.
 
     Example:
@@ -271,7 +277,7 @@ def evaluate_colorization(
 
     source = as_box_source(boxes)
     source_label = None if source is None else getattr(source, "description", type(source).__name__)
-    colorizer, info = load_colorizer(model, temperature)
+    colorizer, info = load_colorizer(model, temperature, backend=backend, device=device)
     with_boxes = source is not None and getattr(colorizer, "uses_boxes", False)
 
     whole, inside = _Region(), _Region()

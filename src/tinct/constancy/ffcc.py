@@ -385,6 +385,21 @@ class FFCC(nn.Module):
         self, hist: Tensor, gray_world_uv: Tensor, spectrum: Tensor | None = None
     ) -> FFCCEstimate:
         """:meth:`estimate` from precomputed histograms and Gray World log-chroma (de-aliasing)."""
+        uv, cov, p = self.estimate_uv(hist, gray_world_uv, spectrum)
+        rgb = uv_to_rgb(uv)
+        with torch.no_grad():
+            evals, evecs = torch.linalg.eigh(cov.double())
+            step = (evecs[..., :, -1] * evals[..., -1:].clamp_min(0).sqrt()).to(uv)
+            cos = (rgb * uv_to_rgb(uv + step)).sum(-1).clamp(-1, 1)
+            uncertainty = torch.rad2deg(torch.arccos(cos))
+        return FFCCEstimate(rgb=rgb, uv=uv, covariance=cov, uncertainty=uncertainty, posterior=p)
+
+    def estimate_uv(
+        self, hist: Tensor, gray_world_uv: Tensor, spectrum: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The de-aliased log-chroma estimates ``(B, 2)``, their covariance ``(B, 2, 2)`` (log-chroma units
+        squared) and the posterior ``(B, bins, bins)``: :meth:`estimate_from` without the uncertainty (an
+        eigendecomposition, which ONNX has no operator for; :mod:`tinct.constancy.export` uses this)."""
         p = torch.softmax(self.logits(hist, spectrum).flatten(1), dim=1)
         p = p.view(-1, self.bins, self.bins)
         mu, cov = fit_von_mises(p)
@@ -398,14 +413,7 @@ class FFCC(nn.Module):
         inside = (nearest >= low) & (nearest <= high)
         here = (uv >= low) & (uv <= high)
         uv = torch.where(inside | ~here, nearest, uv)
-        cov = cov * self.bin_size**2
-        rgb = uv_to_rgb(uv)
-        with torch.no_grad():
-            evals, evecs = torch.linalg.eigh(cov.double())
-            step = (evecs[..., :, -1] * evals[..., -1:].clamp_min(0).sqrt()).to(uv)
-            cos = (rgb * uv_to_rgb(uv + step)).sum(-1).clamp(-1, 1)
-            uncertainty = torch.rad2deg(torch.arccos(cos))
-        return FFCCEstimate(rgb=rgb, uv=uv, covariance=cov, uncertainty=uncertainty, posterior=p)
+        return uv, cov * self.bin_size**2, p
 
     def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.estimate(image, mask).rgb

@@ -124,7 +124,10 @@ class MetadataEncoder(nn.Module):
         check_shape(camera, [str(meta.shape[0])], "camera")
         if camera.is_floating_point():
             raise TypeCheckError(f"camera: expected integer ids, got dtype {camera.dtype}")
-        if camera.numel() and (camera.min() < 0 or camera.max() > self.num_cameras):
+        # Not while torch.export traces (ONNX export): a data-dependent branch cannot be traced, and
+        # onnxruntime's Gather refuses an out-of-range id itself.
+        exporting = torch.compiler.is_exporting()
+        if camera.numel() and not exporting and (camera.min() < 0 or camera.max() > self.num_cameras):
             raise ValueError(
                 f"camera: ids must lie in [0, {self.num_cameras}] (0 = unknown), "
                 f"got [{int(camera.min())}, {int(camera.max())}]"
