@@ -238,3 +238,23 @@ def test_tinct_predict_on_a_patch_model(patch_photos: Path, tmp_path: Path) -> N
     )
     assert all(Path(r["preview"]).is_file() for r in rows)
     assert main(["predict", str(run), str(photos[0]), "--out", str(tmp_path / "cli")]) == 0
+
+
+def test_onnx_graphs_serve_the_api_as_their_models(tmp_path: Path, patch_photos: Path) -> None:
+    """An ``.onnx`` graph of ``tinct export`` is a model= like its run: same estimates to 1e-4."""
+    from tinct.cli.main import main
+
+    for name, out in (("illuminant", "ffcc.onnx"), ("patch", "patch.onnx")):
+        assert main(["export", str(api._shipped(name)), "--out", str(tmp_path / out)]) == 0
+    scenes = [_scene(np.array([0.7, 0.5, 0.3])), _scene(np.array([0.3, 0.5, 0.8]), 2)]
+    np.testing.assert_allclose(
+        tinct.estimate_illuminant(scenes, tmp_path / "ffcc.onnx"),
+        tinct.estimate_illuminant(scenes),
+        atol=1e-4,
+    )
+    photos = sorted(patch_photos.glob("*.jpg"))[:4]
+    np.testing.assert_allclose(
+        tinct.predict_patch(photos, tmp_path / "patch.onnx"), tinct.predict_patch(photos), atol=1e-3
+    )
+    with pytest.raises(ConfigError, match=r"cuda|CPU"):
+        tinct.estimate_illuminant(scenes, tmp_path / "ffcc.onnx", device="cuda")

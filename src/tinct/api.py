@@ -282,6 +282,13 @@ def _illuminant_model(model: Any, device: str) -> Any:
     return _task(str(source), str(device), "illuminant")
 
 
+def _levels(estimator: Any) -> tuple[float, float | None]:
+    """Black and saturation levels a learned estimator's linear files were stored with (classical: 0, none)."""
+    from tinct.constancy.task import raw_levels
+
+    return (0.0, None) if isinstance(estimator, str) else raw_levels(estimator.cfg)
+
+
 def _estimate(estimator: Any, photos: Sequence[Any]) -> np.ndarray:
     import torch
 
@@ -312,7 +319,7 @@ def estimate_illuminant(
             display-encoded photos (JPEG: linearised with the sRGB curve, with a warning: the estimate is
             only approximate), arrays (float: linear in [0, 1]; uint16: linear; uint8: display-encoded), PIL
             images (display-encoded), or a list of them.
-        model: an illuminant run directory, checkpoint or model file (``tinct export``); a classical
+        model: an illuminant run directory, checkpoint, model file or ``.onnx`` graph (``tinct export``); a classical
             method (``"gray_world"``, ``"white_patch"``, ``"shades_of_gray"``, ``"gray_edge"``); or None: the
             shipped FFCC estimator trained on Cube+ (Canon 550D; other cameras' sensors differ).
         device: where a learned model runs.
@@ -331,7 +338,7 @@ def estimate_illuminant(
 
     items, single = _many(images)
     estimator = _illuminant_model(model, device)
-    levels = (0.0, None) if isinstance(estimator, str) else estimator.raw_levels()
+    levels = _levels(estimator)
     rows = []
     for start in range(0, len(items), batch_size):
         photos = [read_linear(x, levels, linear=linear) for x in items[start : start + batch_size]]
@@ -376,8 +383,7 @@ def white_balance(
     from tinct.constancy.predict import balanced_preview, classical_estimates, read_linear
 
     estimator = _illuminant_model(model, device)
-    levels = (0.0, None) if isinstance(estimator, str) else estimator.raw_levels()
-    photo = read_linear(image, levels, linear=linear)
+    photo = read_linear(image, _levels(estimator), linear=linear)
     est = _estimate(estimator, [photo])[0]
     preview = balanced_preview(photo, torch.as_tensor(est, dtype=torch.float32))
     original = balanced_preview(photo, None)
@@ -446,7 +452,7 @@ def predict_patch(
 
     Args:
         photos: photo files, PIL images (their EXIF is used) or arrays, or a list of them.
-        model: a patch run directory, checkpoint or model file, or None: the shipped model (cross-attention
+        model: a patch run directory, checkpoint, model file or ``.onnx`` graph, or None: the shipped model (cross-attention
             fusion, trained on tinct's synthetic skin-patch photos of three cameras).
         device: where the model runs.
         metadata: for arrays and PIL images, EXIF-style values (``{"ExposureTime": 0.01, "ISO": 400,

@@ -342,6 +342,24 @@ def ensure_synthetic(d: IlluminantDataConfig, output_dir: str) -> str:
     return str(root)
 
 
+def raw_levels(cfg: Any) -> tuple[float, float | None]:
+    """Black and saturation levels of an illuminant config for new linear files: the config's, else those of
+    its data layout (found from its data folder where that exists)."""
+    from tinct.constancy.layouts import detect_layout, layout_levels
+
+    d = cfg.data
+    layout = d.layout
+    if d.kind == "synthetic":
+        layout = "simplecube"
+    elif layout == "auto" and d.kind == "folder" and d.root and Path(d.root).is_dir():
+        try:
+            layout = detect_layout(d.root)
+        except DataError:
+            layout = "generic"
+    black, saturation = layout_levels(layout, d.black_level, d.saturation)
+    return black or 0.0, saturation
+
+
 def preprocess_input(image: Tensor, mask: Tensor | None, input_space: str) -> Tensor:
     """The network input of a linear image: unusable pixels zeroed, divided by the image's maximum
     (exposure invariance, and no per-channel normalisation that would change the label), then
@@ -508,19 +526,7 @@ class IlluminantTask(Task):
 
     def raw_levels(self) -> tuple[float, float | None]:
         """Black and saturation levels for new raw files: the config's, else those of its data layout."""
-        from tinct.constancy.layouts import detect_layout, layout_levels
-
-        d = self.cfg.data
-        layout = d.layout
-        if d.kind == "synthetic":
-            layout = "simplecube"
-        elif layout == "auto" and d.kind == "folder" and d.root and Path(d.root).is_dir():
-            try:
-                layout = detect_layout(d.root)
-            except DataError:
-                layout = "generic"
-        black, saturation = layout_levels(layout, d.black_level, d.saturation)
-        return black or 0.0, saturation
+        return raw_levels(self.cfg)
 
     def preprocess(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
         return preprocess_input(image, mask, self.cfg.model.input_space)

@@ -22,7 +22,7 @@ from typing import Any
 from tinct.core.atomic import atomic_torch_save
 from tinct.core.exceptions import ConfigError, RunDirError, some_of
 
-__all__ = ["MODEL_FORMAT", "ShippedModel", "export_model", "load_model", "task_from_checkpoint"]
+__all__ = ["MODEL_FORMAT", "OnnxModel", "ShippedModel", "export_model", "load_model", "task_from_checkpoint"]
 
 MODEL_FORMAT = "tinct-model-v1"
 
@@ -82,9 +82,59 @@ def _build(config: Any, state: Any, source: Path) -> Any:
     return task.eval()
 
 
+class OnnxModel:
+    """A graph of ``tinct export --format onnx`` run by onnxruntime (CPU), in place of its task: ``cfg`` (the
+    run's config, from the graph's metadata), ``device``, ``eval()`` / ``to("cpu")``, and a call on one tensor
+    (graphs of one input: illuminant estimators) or on a dict of tensors named as the graph's inputs (patch
+    models); it returns the graph's first output as a CPU tensor.
+
+    Raises:
+        RunDirError: the file is not a graph written by ``tinct export`` (no config in its metadata).
+        DataError: not an ONNX model (named).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import json as _json
+
+        import torch
+
+        from tinct.engine.config import config_from_dict
+        from tinct.nn.export import onnx_session, read_onnx_metadata
+
+        self.path = Path(path)
+        self.session = onnx_session(self.path)
+        meta = read_onnx_metadata(self.session)
+        if "tinct.config" not in meta:
+            raise RunDirError(
+                f"{path}: an ONNX model without tinct's config in its metadata (not written by tinct export)"
+            )
+        self.cfg = config_from_dict(_json.loads(meta["tinct.config"]), source=str(path))
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.device = torch.device("cpu")
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def to(self, device: Any) -> OnnxModel:
+        import torch
+
+        if torch.device(device).type != "cpu":
+            raise ConfigError(
+                f"{self.path}: an ONNX graph runs in onnxruntime on the CPU here, not on {device}"
+            )
+        return self
+
+    def __call__(self, x: Any) -> Any:
+        from tinct.nn.export import run_onnx
+
+        feeds = dict(x) if isinstance(x, dict) else {self.inputs[0]: x}
+        return run_onnx(self.session, feeds, name=str(self.path))[0]
+
+
 def load_model(source: str | os.PathLike[str], checkpoint: str = "best") -> Any:
     """The trained task of a run directory (its ``best`` or ``last`` checkpoint), a checkpoint (``.ckpt``)
-    or a model file of :func:`export_model`, in eval mode on the CPU.
+    or a model file of :func:`export_model`, in eval mode on the CPU; an ``.onnx`` graph of ``tinct export``
+    as an :class:`OnnxModel`.
 
     Raises:
         RunDirError: no such path, or a file that is not a tinct model (named, with what was found).
@@ -101,6 +151,8 @@ def load_model(source: str | os.PathLike[str], checkpoint: str = "best") -> Any:
         raise RunDirError(f"{p}: no such run directory or model file")
     if p.suffix == ".ckpt":
         return task_from_checkpoint(p)
+    if p.suffix == ".onnx":
+        return OnnxModel(p)
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for foreign or corrupt files
