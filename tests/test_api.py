@@ -258,3 +258,39 @@ def test_onnx_graphs_serve_the_api_as_their_models(tmp_path: Path, patch_photos:
     )
     with pytest.raises(ConfigError, match=r"cuda|CPU"):
         tinct.estimate_illuminant(scenes, tmp_path / "ffcc.onnx", device="cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error path of a machine without a GPU")
+@pytest.mark.parametrize("command", ["colorize", "predict", "evaluate"])
+def test_device_flag_without_a_gpu_is_one_clear_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tinct.cli.main import main
+
+    Image.fromarray(_photo()).save(tmp_path / "p.png")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    task = __import__("tinct.engine.modelfile", fromlist=["load_model"]).load_model(
+        api._shipped("illuminant")
+    )
+    import yaml
+
+    (run / "config.yaml").write_text(yaml.safe_dump(task.cfg.model_dump(mode="json")))
+    torch.save({"state_dict": task.state_dict()}, run / "checkpoints" / "best.ckpt")
+    argv = {
+        "colorize": ["colorize", str(tmp_path / "p.png"), "--out", str(tmp_path / "out"), "--device", "cuda"],
+        "predict": [
+            "predict",
+            str(run),
+            str(tmp_path / "p.png"),
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cuda",
+        ],
+        "evaluate": ["evaluate", str(run), "--device", "cuda:3"],
+    }[command]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "cuda" in err.lower() and "Traceback" not in err
