@@ -3,7 +3,8 @@
 Sections (each can be skipped with ``--only``):
 
 - ``colorizer``: one 1024 x 768 photo through each shipped automatic colorizer (the default, SIGGRAPH17,
-  and the ECCV16 one), torch eager (``torch.inference_mode``) against the same colorizer exported to ONNX in
+  and the ECCV16 one, both at width 0.25) and through a SIGGRAPH17 network of the paper's width (1.0, random
+  weights: the size of the released file ``tinct import-weights`` converts), torch eager (``torch.inference_mode``) against the same colorizer exported to ONNX in
   memory and run by onnxruntime (``load_colorizer(backend="onnxruntime")``, what ``tinct colorize --backend
   onnxruntime`` does). Two steps are timed: ``predict_ab_lowres`` on the photo's L (1 x 1 x 768 x 1024):
   resize to the network's 256 x 341 (antialiased), normalise, pad to 256 x 344, the network step, crop;
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +77,31 @@ def _lightness(h: int = 768, w: int = 1024) -> torch.Tensor:
     return ((0.3 + 0.5 * x * y + 0.2 * torch.rand(h, w, generator=g)) * 100.0)[None, None]
 
 
+class _File:
+    """A colorizer file outside the package, named like a shipped one for the table."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name, self._path = name, path
+
+    def path(self) -> Path:
+        return self._path
+
+
+def _release_size_colorizer(folder: Path) -> _File:
+    """The SIGGRAPH17 network at the paper's width (1.0, 34 M parameters: the size of the released
+    siggraph17-df00044c.pth that tinct import-weights converts), randomly initialised (the speed does not
+    depend on the weights), as a tinct colorizer file with the shipped default's decoding."""
+    from tinct.colorization.pretrained import DEFAULT_COLORIZER, FORMAT
+    from tinct.colorization.siggraph import SIGGRAPHNet
+
+    torch.manual_seed(0)
+    config = DEFAULT_COLORIZER.card()["config"]
+    config = {**config, "model": {**config["model"], "width": 1.0}}
+    path = folder / "siggraph17_w1_random.pt"
+    torch.save({"format": FORMAT, "config": config, "state_dict": SIGGRAPHNet(1.0).state_dict()}, path)
+    return _File("siggraph17_w1 (release size, random)", path)
+
+
 def bench_colorizer(repeats: int) -> dict[str, Any]:
     from tinct.colorization.colorize import load_colorizer
     from tinct.colorization.pretrained import DEFAULT_COLORIZER, ECCV16_COLORIZER
@@ -82,7 +109,9 @@ def bench_colorizer(repeats: int) -> dict[str, Any]:
     lightness = _lightness()
     h, w = lightness.shape[-2:]
     rows, results = [], {}
-    for weights in (DEFAULT_COLORIZER, ECCV16_COLORIZER):
+    tmp = tempfile.TemporaryDirectory(prefix="tinct-bench-")
+    release_size = _release_size_colorizer(Path(tmp.name))
+    for weights in (DEFAULT_COLORIZER, ECCV16_COLORIZER, release_size):
         model = None if weights is DEFAULT_COLORIZER else str(weights.path())
         eager, _ = load_colorizer(model)
         t = time.perf_counter()
@@ -97,6 +126,8 @@ def bench_colorizer(repeats: int) -> dict[str, Any]:
             "predict_ab_lowres": (lambda c: lambda: c.predict_ab_lowres(lightness)),
             "network_ab": (lambda c: lambda: c.network_ab(x)),
         }
+        if weights is release_size:  # 34 M parameters: the network step alone (the resize is the same)
+            del steps["network_ab"]
         entry: dict[str, Any] = {
             "export_s": export_s,
             "max_abs_diff_ab": diff,
@@ -116,7 +147,8 @@ def bench_colorizer(repeats: int) -> dict[str, Any]:
         ["model", "step", "torch ms", "onnxruntime ms", "ratio", "goal"],
         rows,
     )
-    for name in (DEFAULT_COLORIZER.name, ECCV16_COLORIZER.name):
+    tmp.cleanup()
+    for name in (DEFAULT_COLORIZER.name, ECCV16_COLORIZER.name, release_size.name):
         r = results[name]
         print(f"  {name}: exported in {r['export_s']:.1f} s; max |ab difference| {r['max_abs_diff_ab']:.2g}")
     print(f"  goal (default colorizer, predict_ab_lowres) onnxruntime >= {GOAL} x torch: "
