@@ -19,6 +19,7 @@ from tinct.color.illuminant import angular_error
 from tinct.color.lab import rgb_to_lab
 from tinct.color.rgb import srgb_to_linear
 from tinct.core.exceptions import ConfigError, DataError
+from tinct.engine.modelfile import load_model
 
 
 def _photo(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
@@ -30,6 +31,17 @@ def _photo(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
 
 def _lightness(rgb: np.ndarray) -> np.ndarray:
     return rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float())[0].numpy()
+
+
+def _run_dir(task: object, run: Path) -> Path:
+    """A run directory (config.yaml, checkpoints/best.ckpt) holding ``task``, as training leaves one."""
+    import yaml
+
+    config = task.cfg.model_dump(mode="json")  # type: ignore[attr-defined]
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    torch.save({"state_dict": task.state_dict(), "tinct_config": config}, run / "checkpoints" / "best.ckpt")  # type: ignore[attr-defined]
+    return run
 
 
 # -- colorize ----------------------------------------------------------------------------------------
@@ -221,15 +233,7 @@ def test_tinct_predict_on_a_patch_model(patch_photos: Path, tmp_path: Path) -> N
     from tinct.engine.modelfile import load_model
 
     task = load_model(api._shipped("patch"))
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    import yaml
-
-    (run / "config.yaml").write_text(yaml.safe_dump(task.cfg.model_dump(mode="json")))
-    torch.save(
-        {"state_dict": task.state_dict(), "tinct_config": task.cfg.model_dump(mode="json")},
-        run / "checkpoints" / "best.ckpt",
-    )
+    run = _run_dir(task, tmp_path / "run")
     photos = sorted(patch_photos.glob("*.jpg"))[:3]
     rows = predict(run, photos, tmp_path / "out", progress=False)
     assert [Path(r["image"]).name for r in rows] == [p.name for p in photos]
@@ -268,15 +272,7 @@ def test_device_flag_without_a_gpu_is_one_clear_line(
     from tinct.cli.main import main
 
     Image.fromarray(_photo()).save(tmp_path / "p.png")
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    task = __import__("tinct.engine.modelfile", fromlist=["load_model"]).load_model(
-        api._shipped("illuminant")
-    )
-    import yaml
-
-    (run / "config.yaml").write_text(yaml.safe_dump(task.cfg.model_dump(mode="json")))
-    torch.save({"state_dict": task.state_dict()}, run / "checkpoints" / "best.ckpt")
+    run = _run_dir(load_model(api._shipped("illuminant")), tmp_path / "run")
     argv = {
         "colorize": ["colorize", str(tmp_path / "p.png"), "--out", str(tmp_path / "out"), "--device", "cuda"],
         "predict": [

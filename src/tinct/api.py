@@ -124,15 +124,7 @@ def _rgb(image: Image) -> np.ndarray:
 def _colorizer(source: Any, device: str, backend: str, temperature: float | None) -> Any:
     from tinct.colorization.colorize import load_colorizer
 
-    kwargs: dict[str, Any] = {}
-    if backend != "torch":
-        kwargs["backend"] = backend
-    colorizer, _ = load_colorizer(source, temperature, **kwargs)
-    if backend == "torch":
-        from tinct.engine.evaluate import device_of
-
-        colorizer = colorizer.to(device_of(device))
-    return colorizer
+    return load_colorizer(source, temperature, backend=backend, device=device)[0]
 
 
 def _load_colorizer(model: Any, device: str, backend: str, temperature: float | None) -> Any:
@@ -264,13 +256,13 @@ def colorize_panel(gray: np.ndarray, colorized: np.ndarray, original: np.ndarray
 
 @functools.lru_cache(maxsize=8)
 def _task(source: str, device: str, kind: str) -> Any:
-    from tinct.engine.evaluate import device_of
+    from tinct.core.checks import check_device
     from tinct.engine.modelfile import load_model
 
     task = load_model(source)
     if task.cfg.task != kind:
         raise ConfigError(f"{source}: a {task.cfg.task!r} model, not an {kind!r} one")
-    return task.to(device_of(device)).eval()
+    return task.to(check_device(device)).eval()
 
 
 def _illuminant_model(model: Any, device: str) -> Any:

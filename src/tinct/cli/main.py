@@ -293,9 +293,9 @@ def _accelerator(device: str | None, accelerator: str) -> tuple[str, int | list[
         raise TinctError(f"--device {device}: expected cpu, cuda, cuda:N or mps")
     if kind == "cpu":
         return "cpu", 1
-    from tinct.engine.evaluate import device_of
+    from tinct.core.checks import check_device
 
-    device_of(device.replace("gpu", "cuda"))  # one line now, not Lightning's accelerator error later
+    check_device(device.replace("gpu", "cuda"))  # one line now, not Lightning's accelerator error later
     return ("mps" if kind == "mps" else "gpu"), ([int(index)] if index else 1)
 
 

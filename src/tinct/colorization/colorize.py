@@ -149,22 +149,15 @@ def _check_backend(backend: str | None, model: Any, onnx_file: bool) -> str:
 
 
 def _check_device(device: str | torch.device, backend: str) -> torch.device:
+    from tinct.core.checks import check_device
     from tinct.core.exceptions import ConfigError
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as err:
-        raise ConfigError(f"device {device!r} is not a torch device ({err})") from None
-    if backend == "onnxruntime" and dev.type != "cpu":
+    if backend == "onnxruntime" and str(device) != "cpu":
         raise ConfigError(
             f"the onnxruntime backend runs on the CPU (its CPU execution provider); device {device} needs "
             "--backend torch"
         )
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device}: CUDA is not available on this machine")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {device}: MPS is not available on this machine")
-    return dev
+    return check_device(device)
 
 
 def _load_torch_colorizer(
@@ -177,12 +170,9 @@ def _load_torch_colorizer(
         return colorizer, {**info, "source": f"shipped:{DEFAULT_COLORIZER.name}"}
     p = Path(model)
     if p.is_dir() or p.suffix == ".ckpt":
-        from tinct.engine.evaluate import load_task
+        from tinct.engine.modelfile import load_model
 
-        if p.is_dir():
-            task = load_task(p)
-        else:
-            task = _task_from_checkpoint(p)
+        task = load_model(p)
         if task.cfg.task not in COLORIZER_TASKS:
             raise RunDirError(f"{p}: a {task.cfg.task!r} run, not a colorization model")
         return task.colorizer(temperature).eval(), {
@@ -193,20 +183,6 @@ def _load_torch_colorizer(
         colorizer, info = load_colorizer_file(p, temperature)
         return colorizer, {**info, "source": str(p)}
     raise RunDirError(f"{p}: no such run directory or weights file")
-
-
-def _task_from_checkpoint(path: Path) -> Any:
-    from tinct.engine.config import config_from_dict
-    from tinct.engine.run_dir import read_checkpoint
-    from tinct.engine.task import TASKS
-
-    ckpt = read_checkpoint(path)
-    if "tinct_config" not in ckpt:
-        raise RunDirError(f"{path}: not a tinct checkpoint (no tinct_config)")
-    cfg = config_from_dict(ckpt["tinct_config"], source=str(path))
-    task = TASKS.get(cfg.task)(cfg)
-    task.load_state_dict(ckpt["state_dict"])
-    return task.eval()
 
 
 def _read_raw(path: Path, max_pixels: int | None) -> Any:

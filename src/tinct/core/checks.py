@@ -18,6 +18,7 @@ from torch import Tensor
 from tinct.core.exceptions import ConfigError, ShapeError, TypeCheckError, UnknownNameError
 
 __all__ = [
+    "check_device",
     "NAME_MAX_BYTES",
     "check_channel_dim",
     "check_choice",
@@ -201,3 +202,30 @@ def check_fold_count(folds: int | None, n_images: int, data: str | os.PathLike[s
             f"folds={folds}: more folds than images ({n_images} in {data}); use 2 <= folds <= {n_images}"
         )
     return folds
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """A ``torch.device`` that exists on this machine, or a one-line error: ``cuda`` without a GPU says so
+    (instead of a CUDA traceback deep in the first forward pass).
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+
+    Raises:
+        ConfigError: not a device name, or a device this machine does not have.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ConfigError(
+            f"device {device!r} is not a torch device (cpu, cuda, cuda:1, mps): {err}"
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA GPU is available here (use cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {device!r}: MPS is not available here (use cpu)")
+    return dev

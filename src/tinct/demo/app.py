@@ -308,10 +308,10 @@ def launch(
     """
     import sys
 
-    from tinct.engine.evaluate import device_of
+    from tinct.core.checks import check_device
 
     gr = import_gradio()
-    device_of(device)
+    check_device(device)
     _check_port(host, port)
     demo = build_demo(device)
     demo.launch(

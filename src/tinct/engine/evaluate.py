@@ -11,39 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from tinct.core.atomic import atomic_write_json, atomic_write_text
+from tinct.core.checks import check_device
 from tinct.core.exceptions import ConfigError, DataError, some_of
 from tinct.core.naming import collect_inputs, unique_output_names
 from tinct.engine.run_dir import RunDir, checkpoint_mismatches, read_checkpoint
 from tinct.io.image import IMAGE_SUFFIXES
 
-__all__ = ["device_of", "evaluate", "expand_inputs", "load_task", "predict"]
-
-
-def device_of(device: Any) -> Any:
-    """A ``torch.device`` that exists here, or a one-line error: ``cuda`` on a machine without a GPU says so
-    (instead of a CUDA traceback deep in the first forward pass).
-
-    Example:
-        >>> device_of("cpu")
-        device(type='cpu')
-
-    Raises:
-        ConfigError: not a device name, or a device this machine does not have.
-    """
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(f"device {device!r}: not a device (cpu, cuda, cuda:1, mps)") from err
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r}: no CUDA GPU is available here (use cpu)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError(f"device {device!r}: MPS is not available here (use cpu)")
-    return dev
+__all__ = ["evaluate", "expand_inputs", "load_task", "predict"]
 
 
 def load_task(
@@ -154,7 +128,7 @@ def predict(
     with an ``error``; the others still run.
 
     Args:
-        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); see :func:`device_of`.
+        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``); see :func:`tinct.core.checks.check_device`.
 
     Returns:
         One row per input file (and per missing input), as in ``predictions.csv``; rows with an ``error``
@@ -165,7 +139,7 @@ def predict(
     """
     from rich.progress import track
 
-    task = load_task(run_dir, checkpoint).to(device_of(device))
+    task = load_task(run_dir, checkpoint).to(check_device(device))
     out = Path(out_dir) if out_dir else Path(run_dir) / "predictions"
     paths, roots, missing = collect_inputs(inputs, task.input_suffixes)
     supported = f"supported: {', '.join(task.input_suffixes)}"

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from tinct.core.exceptions import ConfigError, DataError
+from tinct.core.exceptions import ConfigError
 
 __all__ = ["PatchPrediction", "predict_patches"]
 
@@ -53,18 +54,13 @@ class PatchPrediction:
 
 
 def _boxes(table: Any, crop: str) -> dict[str, tuple[int, int, int, int]] | None:
-    from tinct.io.image import read_image
-    from tinct.patch.crop import locate_patch
+    """The patch box of each photo of ``table`` (None for a model trained on whole photos)."""
+    from tinct.patch.crop import locate_patches
 
     if crop == "none":
         return None
-    boxes = {}
-    for name in table.table["image"].astype(str):
-        try:
-            boxes[name] = locate_patch(read_image(name).array).as_tuple()
-        except DataError as err:
-            raise DataError(f"{name}: {err}") from err
-    return boxes
+    found = locate_patches([Path(n) for n in table.table["image"].astype(str)], progress=False)
+    return {str(path): box.as_tuple() for path, box in found.items()}
 
 
 @torch.no_grad()
