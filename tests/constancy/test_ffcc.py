@@ -8,6 +8,10 @@ Gaussian's mean and covariance across the wrap; de-aliasing by Gray World recove
 period away. Learning: a set whose answer is known exactly (uniform grey scenes) is solved to within a
 cell, and on random-surface scenes FFCC beats Gray World. Real data: the held-out error on Cube+'s first
 fold (trained on the others) is in the range of the published thumbnail-free figures.
+
+The ensemble over shifted grids: the members' tori are offset by the fractions of a cell they are given, a
+one-member ensemble is FFCC itself, the combination is the mean direction with the members' spread added to
+the covariance, it learns a known answer, and it trains, resumes and exports through the illuminant task.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import torch
 
 from tinct.color.illuminant import angular_error
 from tinct.constancy.classical import gray_world
+from tinct.constancy.export import FFCCEnsembleGraph, export_illuminant_graph
 from tinct.constancy.ffcc import FFCC, fit_von_mises, log_chroma, log_chroma_histograms, uv_to_rgb
+from tinct.constancy.ffcc_ensemble import FFCCEnsemble, combine_estimates
 from tinct.core.exceptions import ConfigError
 
 H = 1.0 / 32.0
@@ -334,9 +340,12 @@ def test_recipe_tunes_regularisation_on_validation_only(tmp_path: Path) -> None:
     state = read_checkpoint(RunDir(run).checkpoint("last"))["state_dict"]
     f = cfg.model.ffcc
     base = torch.tensor([f.filter_tv, f.filter_l2, f.bias_tv, f.bias_l2])
-    ratio = state["ffcc.regularisers"] / base
+    weights = [v for k, v in state.items() if k.endswith("regularisers")]  # one per member of the ensemble
+    assert len(weights) == cfg.model.ffcc.shifts**2
+    ratio = weights[0] / base
     assert torch.allclose(ratio, torch.full((4,), float(ratio[0])), rtol=1e-4)
     assert float(ratio[0]) in (pytest.approx(1.0), pytest.approx(1000.0))
+    assert all(torch.equal(w, weights[0]) for w in weights)  # every member got the chosen multiplier
 
 
 def test_crossval_does_not_reuse_finished_folds_of_another_experiment(tmp_path: Path) -> None:
@@ -353,3 +362,131 @@ def test_crossval_does_not_reuse_finished_folds_of_another_experiment(tmp_path: 
         crossval(
             load_config(config, [*common, "model.ffcc.channels=1"]), root, out=tmp_path / "cv", progress=False
         )
+
+
+# -- FFCC over shifted histogram grids (tinct.constancy.ffcc_ensemble, model.ffcc.shifts) --------------
+
+LIGHTS = torch.tensor([[0.5, 1.0, 0.7], [0.7, 1.0, 0.4], [0.4, 1.0, 0.9]])
+
+
+def test_members_tori_are_offset_by_their_fraction_of_a_cell() -> None:
+    ens = FFCCEnsemble(shifts=3, bins=16, bin_size=0.0625)
+    ens.center_on(LIGHTS)
+    base = ens.members[0].origin
+    for m in ens.members:
+        expected = base + torch.tensor(m.offset) * 0.0625
+        assert torch.allclose(m.origin, expected, atol=1e-6)
+    assert sorted({m.offset for m in ens.members}) == [(i / 3, j / 3) for i in range(3) for j in range(3)]
+    # the same centre as a single FFCC's, which is the unshifted member
+    single = FFCC(bins=16, bin_size=0.0625)
+    single.center_on(LIGHTS)
+    assert torch.equal(single.origin, base)
+
+
+def test_one_member_is_ffcc_itself() -> None:
+    images, light = scenes(120, seed=7)
+    single = FFCC(bins=32, bin_size=1 / 16).fit(images[:90], None, light[:90], iters=20, convex_iters=10)
+    ens = FFCCEnsemble(shifts=1, bins=32, bin_size=1 / 16).fit(
+        images[:90], None, light[:90], iters=20, convex_iters=10
+    )
+    with torch.no_grad():
+        a, b = single.estimate(images[90:]), ens.estimate(images[90:])
+    assert torch.allclose(a.rgb, b.rgb, atol=1e-6)
+    assert torch.allclose(a.covariance, b.covariance, atol=1e-9)
+    assert torch.allclose(a.uncertainty, b.uncertainty, atol=2e-3)  # degrees, through a float32 round trip
+
+
+def test_combination_is_the_mean_direction_plus_the_members_spread() -> None:
+    g = torch.Generator().manual_seed(0)
+    uv = torch.randn(4, 5, 2, generator=g) * 0.2
+    cov = torch.eye(2).expand(4, 5, 2, 2) * 1e-3
+    mean, total = combine_estimates(uv, cov)
+    # independent reference: the mean of the unit RGB vectors, its direction in log-chroma
+    rgb = torch.stack([uv_to_rgb(u) for u in uv]).mean(0)
+    assert torch.allclose(mean, log_chroma(rgb), atol=1e-6)
+    spread = torch.stack([torch.cov((uv[:, i] - mean[i]).T, correction=0) for i in range(5)])
+    # torch.cov centres on the members' own mean; the combination centres on the combined estimate
+    centred = uv.mean(0) - mean
+    assert torch.allclose(
+        total, 1e-3 * torch.eye(2) + spread + centred[:, :, None] * centred[:, None, :], atol=1e-6
+    )
+    assert (torch.linalg.eigvalsh(total) >= 1e-3 - 1e-7).all()
+
+
+def test_memberwise_lbfgs_trains_each_member_as_if_alone() -> None:
+    import copy
+
+    from tinct.constancy.ffcc_ensemble import MemberwiseLBFGS
+
+    images, light = scenes(60, size=12, seed=11)
+    ens = FFCCEnsemble(shifts=2, bins=16, bin_size=1 / 8)
+    ens.center_on(light)
+    alone = copy.deepcopy(ens)
+    with torch.no_grad():
+        hist = ens.histograms(images)
+        spec = torch.fft.rfft2(hist)
+    kw = {"lr": 1.0, "max_iter": 15, "history_size": 20, "line_search_fn": "strong_wolfe"}
+    opt = MemberwiseLBFGS([list(m.parameters()) for m in ens.members], **kw)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = ens.loss_from_histograms(hist, light, "convex", spec) + ens.regulariser()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    for k, m in enumerate(alone.members):  # the reference: each member with its own L-BFGS on its own loss
+        own = torch.optim.LBFGS(m.parameters(), **kw)
+
+        def own_closure(m: FFCC = m, own: torch.optim.LBFGS = own, k: int = k) -> torch.Tensor:
+            own.zero_grad()
+            loss = m.loss_from_histograms(hist[k], light, "convex", spec[k]) + m.regulariser()
+            loss.backward()
+            return loss
+
+        own.step(own_closure)
+        assert float(m.filter_v.detach().abs().max()) > 0
+        torch.testing.assert_close(ens.members[k].filter_v, m.filter_v, rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(ens.members[k].bias_v, m.bias_v, rtol=1e-3, atol=1e-5)
+
+
+def test_shifted_grids_learn_the_known_answer_of_grey_scenes() -> None:
+    g = torch.Generator().manual_seed(3)
+    n = 160
+    light = torch.rand(n, 3, generator=g) * 0.6 + 0.3
+    images = light[:, :, None, None].expand(n, 3, 8, 8) * 0.8  # one grey surface: the answer is the pixel
+    ens = FFCCEnsemble(shifts=2, bins=32, bin_size=1 / 16, channels=1).fit(images[:120], None, light[:120])
+    with torch.no_grad():
+        err = angular_error(ens(images[120:]), light[120:], dim=-1)
+    assert err.max().item() < 1.5 and err.mean().item() < 0.8
+
+
+def test_task_trains_resumes_and_exports_an_ensemble(tmp_path: Path) -> None:
+    from tinct.engine import load_config, train
+    from tinct.engine.modelfile import load_model
+    from tinct.nn.export import onnx_session, run_onnx
+
+    root = _folder(tmp_path / "data", n=30)
+    config = Path(__file__).resolve().parents[2] / "configs" / "constancy" / "ffcc.yaml"
+    cfg = load_config(
+        config,
+        [f"data.root={root}", "data.fold=0", f"output_dir={tmp_path}", "trainer.progress=none",
+         "model.ffcc.shifts=2", "model.ffcc.bins=32", "model.ffcc.bin_size=0.0625"],
+    )  # fmt: skip
+    run = tmp_path / "run"
+    m = train(cfg, run_dir=run, verbose=False)
+    assert np.isfinite(m["test/angular_mean"])
+    task = load_model(run)
+    assert isinstance(task.ffcc, FFCCEnsemble) and len(task.ffcc.members) == 4
+    origins = torch.stack([mem.origin for mem in task.ffcc.members])
+    assert len({tuple(o.tolist()) for o in origins}) == 4  # the offsets survived the checkpoint
+    assert all(
+        float(mem.filter_v.detach().abs().max()) > 0 for mem in task.ffcc.members
+    )  # every member trained
+    x = torch.rand(3, 3, 40, 56) * 0.8 + 0.05
+    with torch.no_grad():
+        expected = task.eval()(x)
+        assert torch.allclose(FFCCEnsembleGraph(task.ffcc)(x), expected, atol=1e-5)
+    exported = export_illuminant_graph(task, source="tiny")
+    got = run_onnx(onnx_session(exported.data), {"image": x})[0]
+    assert float((got - expected).abs().max()) <= 1e-4

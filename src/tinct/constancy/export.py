@@ -29,9 +29,17 @@ import torch
 from torch import Tensor, nn
 
 from tinct.constancy.ffcc import FFCC, uv_to_rgb
+from tinct.constancy.ffcc_ensemble import FFCCEnsemble
 from tinct.nn.export import Exported, export_module
 
-__all__ = ["GRAPH_FORMAT", "FFCCGraph", "IlluminantGraph", "export_illuminant_graph"]
+__all__ = [
+    "GRAPH_FORMAT",
+    "FFCCEnsembleGraph",
+    "FFCCGraph",
+    "IlluminantGraph",
+    "export_illuminant_graph",
+    "ffcc_graph",
+]
 
 #: ``tinct.format`` of an illuminant estimator's graph (ONNX or TorchScript).
 GRAPH_FORMAT = "tinct-illuminant-graph-v1"
@@ -96,6 +104,33 @@ class FFCCGraph(FFCC):
         return uv_to_rgb(uv)
 
 
+class FFCCEnsembleGraph(FFCCEnsemble):
+    """An :class:`~tinct.constancy.ffcc_ensemble.FFCCEnsemble` of :class:`FFCCGraph` members (exportable).
+
+    Example:
+        >>> ens = FFCCEnsemble(shifts=2, bins=16, channels=2)
+        >>> for m in ens.members:
+        ...     _ = torch.nn.init.normal_(m.filter_v, std=1e-3)
+        >>> x = torch.rand(3, 3, 24, 32) + 0.05
+        >>> bool((FFCCEnsembleGraph(ens)(x) - ens(x)).abs().max() < 1e-5)
+        True
+    """
+
+    def __init__(self, ensemble: FFCCEnsemble) -> None:
+        nn.Module.__init__(self)
+        self.shifts = ensemble.shifts
+        self.members = nn.ModuleList(FFCCGraph(m) for m in ensemble.members)
+
+    def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        uv, _, _ = self.estimate_uv(self.histograms(image, mask), self.gray_world_uv(image, mask))
+        return uv_to_rgb(uv)
+
+
+def ffcc_graph(ffcc: FFCC | FFCCEnsemble) -> nn.Module:
+    """The exportable graph of an FFCC model or ensemble: :class:`FFCCGraph` or :class:`FFCCEnsembleGraph`."""
+    return FFCCEnsembleGraph(ffcc) if isinstance(ffcc, FFCCEnsemble) else FFCCGraph(ffcc)
+
+
 class IlluminantGraph(nn.Module):
     """An illuminant task (:class:`~tinct.constancy.task.IlluminantTask`) as a module of tensors only.
 
@@ -116,7 +151,7 @@ class IlluminantGraph(nn.Module):
     def __init__(self, task: Any) -> None:
         super().__init__()
         self.task = task.eval()
-        self.estimator: nn.Module = FFCCGraph(task.ffcc) if task.is_ffcc else task
+        self.estimator: nn.Module = ffcc_graph(task.ffcc) if task.is_ffcc else task
 
     def forward(self, image: Tensor) -> Tensor:
         return self.estimator(image)

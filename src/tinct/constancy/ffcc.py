@@ -44,6 +44,7 @@ from tinct.core.exceptions import ConfigError
 
 __all__ = [
     "FFCC",
+    "FFCCBase",
     "FFCCEstimate",
     "fit_von_mises",
     "log_chroma",
@@ -215,7 +216,47 @@ class FFCCEstimate:
     posterior: Tensor
 
 
-class FFCC(nn.Module):
+def _estimate(uv: Tensor, cov: Tensor, p: Tensor) -> FFCCEstimate:
+    """:class:`FFCCEstimate` of log-chroma estimates, their covariance and the posterior."""
+    rgb = uv_to_rgb(uv)
+    with torch.no_grad():
+        evals, evecs = torch.linalg.eigh(cov.double())
+        step = (evecs[..., :, -1] * evals[..., -1:].clamp_min(0).sqrt()).to(uv)
+        cos = (rgb * uv_to_rgb(uv + step)).sum(-1).clamp(-1, 1)
+        uncertainty = torch.rad2deg(torch.arccos(cos))
+    return FFCCEstimate(rgb=rgb, uv=uv, covariance=cov, uncertainty=uncertainty, posterior=p)
+
+
+class FFCCBase(nn.Module):
+    """What FFCC and :class:`~tinct.constancy.ffcc_ensemble.FFCCEnsemble` share: estimates and the training
+    objective from their ``histograms``, ``gray_world_uv``, ``estimate_uv``, ``loss_from_histograms`` and
+    ``regulariser``."""
+
+    def loss(
+        self,
+        image: Tensor,
+        mask: Tensor | None,
+        illuminants: Tensor,
+        kind: Literal["convex", "von_mises"] = "von_mises",
+    ) -> Tensor:
+        """Training objective of a batch: the data loss plus the regulariser."""
+        return self.loss_from_histograms(self.histograms(image, mask), illuminants, kind) + self.regulariser()
+
+    def estimate(self, image: Tensor, mask: Tensor | None = None) -> FFCCEstimate:
+        """Estimate, covariance, uncertainty and posterior of each image (see :class:`FFCCEstimate`)."""
+        return self.estimate_from(self.histograms(image, mask), self.gray_world_uv(image, mask))
+
+    def estimate_from(
+        self, hist: Tensor, gray_world_uv: Tensor, spectrum: Tensor | None = None
+    ) -> FFCCEstimate:
+        """:meth:`estimate` from precomputed histograms and Gray World log-chroma (de-aliasing)."""
+        return _estimate(*self.estimate_uv(hist, gray_world_uv, spectrum))
+
+    def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self.estimate(image, mask).rgb
+
+
+class FFCC(FFCCBase):
     """Fast Fourier Color Constancy: learned histogram filters in the Fourier domain (see the module docs).
 
     Args:
@@ -225,6 +266,8 @@ class FFCC(nn.Module):
         filter_tv, filter_l2: weights of the total-variation and L2 regularisers of the filters.
         bias_tv, bias_l2: the same for the bias map.
         min_intensity: pixels darker than this fraction of the image maximum are not histogrammed.
+        offset: where the torus's cells start, in fractions of a cell along u and v, relative to the
+            placement :meth:`center_on` chooses (:class:`FFCCEnsemble` offsets its members' grids).
 
     Shape:
         ``forward(image (B, 3, H, W), mask (B, 1, H, W) | None) -> (B, 3)`` unit-norm illuminants.
@@ -240,6 +283,7 @@ class FFCC(nn.Module):
         bias_tv: float = 1e-6,
         bias_l2: float = 1e-8,
         min_intensity: float = 1e-3,
+        offset: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         super().__init__()
         if bins < 4:
@@ -256,6 +300,7 @@ class FFCC(nn.Module):
                 raise ConfigError(f"FFCC {name} must be >= 0, got {value}")
         self.bins, self.bin_size, self.channels = bins, float(bin_size), channels
         self.min_intensity = float(min_intensity)
+        self.offset = (float(offset[0]), float(offset[1]))  # the state's origin holds it once centred
         self.filter_v = nn.Parameter(torch.zeros(channels, bins, bins))
         self.bias_v = nn.Parameter(torch.zeros(bins, bins))
         self.register_buffer("origin", torch.full((2,), -bins * bin_size / 2))
@@ -292,10 +337,18 @@ class FFCC(nn.Module):
         """The paper's regularisers, TV + L2 of filters and bias, i.e. ``||V_F||^2 + ||V_B||^2``."""
         return self.filter_v.square().sum() + self.bias_v.square().sum()
 
+    @torch.no_grad()
+    def scale_regularisers(self, factor: float) -> None:
+        """Multiply the four regulariser weights by ``factor`` (``model.ffcc.tune`` chooses it)."""
+        self.regularisers.mul_(factor)
+
     def center_on(self, illuminants: Tensor) -> None:
         """Place the torus so the mean log-chroma of ``illuminants`` ``(N, 3)`` is at its centre."""
         all_uv = log_chroma(illuminants.double().clamp_min(1e-12))
-        uv = all_uv.mean(dim=0)
+        uv = (
+            all_uv.mean(dim=0)
+            + torch.tensor(self.offset, dtype=all_uv.dtype, device=all_uv.device) * self.bin_size
+        )
         self.origin.copy_((uv - self.bins * self.bin_size / 2).to(self.origin))
         low, high = all_uv.amin(dim=0) - DEALIAS_MARGIN, all_uv.amax(dim=0) + DEALIAS_MARGIN
         self.support.copy_(torch.stack([low, high]).to(self.support))
@@ -360,39 +413,12 @@ class FFCC(nn.Module):
         maha = (d.transpose(-1, -2) @ torch.linalg.solve(cov, d)).reshape(-1)
         return (0.5 * maha + 0.5 * torch.logdet(cov)).mean()
 
-    def loss(
-        self,
-        image: Tensor,
-        mask: Tensor | None,
-        illuminants: Tensor,
-        kind: Literal["convex", "von_mises"] = "von_mises",
-    ) -> Tensor:
-        """Training objective of a batch: the data loss plus the regulariser."""
-        return self.loss_from_histograms(self.histograms(image, mask), illuminants, kind) + self.regulariser()
-
     @torch.no_grad()
     def gray_world_uv(self, image: Tensor, mask: Tensor | None) -> Tensor:
         """``(B, 2)`` log-chroma of the Gray World estimate (usable pixels), for de-aliasing."""
         w = _valid_pixels(image.float(), mask, 0.0).to(torch.float32)
         mean = (image.float() * w).sum(dim=(-2, -1)) / w.sum(dim=(-2, -1)).clamp_min(1e-12)
         return log_chroma(mean.clamp_min(1e-12))
-
-    def estimate(self, image: Tensor, mask: Tensor | None = None) -> FFCCEstimate:
-        """Estimate, covariance, uncertainty and posterior of each image (see :class:`FFCCEstimate`)."""
-        return self.estimate_from(self.histograms(image, mask), self.gray_world_uv(image, mask))
-
-    def estimate_from(
-        self, hist: Tensor, gray_world_uv: Tensor, spectrum: Tensor | None = None
-    ) -> FFCCEstimate:
-        """:meth:`estimate` from precomputed histograms and Gray World log-chroma (de-aliasing)."""
-        uv, cov, p = self.estimate_uv(hist, gray_world_uv, spectrum)
-        rgb = uv_to_rgb(uv)
-        with torch.no_grad():
-            evals, evecs = torch.linalg.eigh(cov.double())
-            step = (evecs[..., :, -1] * evals[..., -1:].clamp_min(0).sqrt()).to(uv)
-            cos = (rgb * uv_to_rgb(uv + step)).sum(-1).clamp(-1, 1)
-            uncertainty = torch.rad2deg(torch.arccos(cos))
-        return FFCCEstimate(rgb=rgb, uv=uv, covariance=cov, uncertainty=uncertainty, posterior=p)
 
     def estimate_uv(
         self, hist: Tensor, gray_world_uv: Tensor, spectrum: Tensor | None = None
@@ -414,9 +440,6 @@ class FFCC(nn.Module):
         here = (uv >= low) & (uv <= high)
         uv = torch.where(inside | ~here, nearest, uv)
         return uv, cov * self.bin_size**2, p
-
-    def forward(self, image: Tensor, mask: Tensor | None = None) -> Tensor:
-        return self.estimate(image, mask).rgb
 
     # -- training without a Trainer -----------------------------------------------------------------
     def fit(
@@ -477,7 +500,8 @@ class FFCC(nn.Module):
 
     def extra_repr(self) -> str:
         tv, l2, btv, bl2 = (float(x) for x in self.regularisers)
+        shifted = f", offset={self.offset}" if any(self.offset) else ""
         return (
             f"bins={self.bins}, bin_size={self.bin_size:g}, channels={self.channels}, "
-            f"filter_tv={tv:g}, filter_l2={l2:g}, bias_tv={btv:g}, bias_l2={bl2:g}"
+            f"filter_tv={tv:g}, filter_l2={l2:g}, bias_tv={btv:g}, bias_l2={bl2:g}{shifted}"
         )

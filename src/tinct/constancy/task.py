@@ -137,6 +137,9 @@ class FFCCConfig(StrictModel):
     validation split (which must come from the training data: ``data.val_fraction > 0``); the one with
     the lowest mean angular error is kept, so a small or unusual dataset gets its own regularisation (the
     paper cross-validated its weights per dataset). Empty: no tuning.
+
+    ``shifts``: 1 is one FFCC model; n > 1 is an ensemble of n x n models on tori offset by fractions of a
+    cell (:class:`~tinct.constancy.ffcc_ensemble.FFCCEnsemble`), n ** 2 times the cost.
     """
 
     bins: int = Field(64, ge=4)
@@ -150,6 +153,7 @@ class FFCCConfig(StrictModel):
     iters: int = Field(30, ge=1)
     convex_epochs: int = Field(1, ge=0)
     tune: list[float] = Field(default_factory=list)
+    shifts: int = Field(1, ge=1, le=4)
 
     @field_validator("tune")
     @classmethod
@@ -159,14 +163,17 @@ class FFCCConfig(StrictModel):
         return v
 
     def build(self) -> Any:
-        """The :class:`~tinct.constancy.ffcc.FFCC` module of these settings."""
+        """The :class:`~tinct.constancy.ffcc.FFCC` module of these settings (an
+        :class:`~tinct.constancy.ffcc_ensemble.FFCCEnsemble` when ``shifts > 1``)."""
         from tinct.constancy.ffcc import FFCC
+        from tinct.constancy.ffcc_ensemble import FFCCEnsemble
 
-        return FFCC(
+        settings = dict(
             bins=self.bins, bin_size=self.bin_size, channels=self.channels, filter_tv=self.filter_tv,
             filter_l2=self.filter_l2, bias_tv=self.bias_tv, bias_l2=self.bias_l2,
             min_intensity=self.min_intensity,
         )  # fmt: skip
+        return FFCC(**settings) if self.shifts == 1 else FFCCEnsemble(self.shifts, **settings)
 
 
 class IlluminantModelConfig(StrictModel):
@@ -461,10 +468,15 @@ class IlluminantTask(Task):
     def configure_optimizers(self) -> Any:
         if not self.is_ffcc:
             return super().configure_optimizers()
-        return torch.optim.LBFGS(
-            self.ffcc.parameters(), lr=1.0, max_iter=self.cfg.model.ffcc.iters, history_size=20,
-            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12,
+        from tinct.constancy.ffcc_ensemble import FFCCEnsemble, MemberwiseLBFGS
+
+        lbfgs = dict(
+            lr=1.0, max_iter=self.cfg.model.ffcc.iters, history_size=20, line_search_fn="strong_wolfe",
+            tolerance_grad=1e-9, tolerance_change=1e-12,
         )  # fmt: skip
+        if isinstance(self.ffcc, FFCCEnsemble):  # each member trained on its own, as FFCCEnsemble.fit
+            return MemberwiseLBFGS([list(m.parameters()) for m in self.ffcc.members], **lbfgs)
+        return torch.optim.LBFGS(self.ffcc.parameters(), **lbfgs)
 
     def on_train_epoch_end(self) -> None:
         self._ffcc_cache = None  # do not keep a batch alive between epochs
@@ -507,8 +519,7 @@ class IlluminantTask(Task):
             with torch.no_grad():
                 scores[scale] = float(angular_error(model(val[0], val[1]), val[2], dim=-1).mean())
         best = min(scores, key=lambda k: scores[k])
-        with torch.no_grad():
-            self.ffcc.regularisers.mul_(best)
+        self.ffcc.scale_regularisers(best)
         print(
             "FFCC regularisers x "
             + ", ".join(f"{k:g}: {v:.3f}" for k, v in scores.items())
@@ -520,7 +531,7 @@ class IlluminantTask(Task):
     def on_train_epoch_start(self) -> None:
         if self.is_ffcc and self.current_epoch == self.cfg.model.ffcc.convex_epochs:
             for opt in self.trainer.optimizers:  # the loss changes: the curvature history no longer holds
-                opt.state.clear()
+                opt.reset() if hasattr(opt, "reset") else opt.state.clear()
         if self.cfg.model.freeze:
             self.backbone.eval()  # keep BatchNorm running statistics frozen too
 
