@@ -148,17 +148,11 @@ class FFCCEnsemble(FFCCBase):
         uv, cov = combine_estimates(torch.stack([o[0] for o in out]), torch.stack([o[1] for o in out]))
         return uv, cov, out[0][2]
 
-    def fit(
-        self,
-        images: Tensor,
-        masks: Tensor | None,
-        illuminants: Tensor,
-        iters: int = 60,
-        convex_iters: int = 30,
-    ) -> FFCCEnsemble:
-        """Train each member on its own (:meth:`FFCC.fit <tinct.constancy.ffcc.FFCC.fit>`); returns ``self``."""
+    def fit(self, images: Tensor, masks: Tensor | None, illuminants: Tensor, **schedule: int) -> FFCCEnsemble:
+        """Train each member on its own (:meth:`FFCC.fit <tinct.constancy.ffcc.FFCC.fit>`, whose ``iters`` and
+        ``convex_iters`` ``schedule`` may set); returns ``self``."""
         for m in self.members:
-            m.fit(images, masks, illuminants, iters=iters, convex_iters=convex_iters)
+            m.fit(images, masks, illuminants, **schedule)
         return self
 
     def extra_repr(self) -> str:
