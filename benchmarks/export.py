@@ -165,8 +165,9 @@ def _illuminant_task(recipe: Path) -> Any:
     if task.is_ffcc:
         with torch.no_grad():
             task.ffcc.center_on(torch.rand(64, 3) + 0.2)
-            task.ffcc.filter_v.normal_(0.0, 1e-4)
-            task.ffcc.bias_v.normal_(0.0, 1e-4)
+            for member in getattr(task.ffcc, "members", [task.ffcc]):  # an ensemble over shifted grids
+                member.filter_v.normal_(0.0, 1e-4)
+                member.bias_v.normal_(0.0, 1e-4)
     return task
 
 
