@@ -35,7 +35,14 @@ from torch import Tensor, nn
 
 from tinct.colorization.networks import Colorizer, check_temperature
 from tinct.core.exceptions import ConfigError, DataError
-from tinct.nn.export import Exported, export_module, onnx_session, read_onnx_metadata, run_onnx
+from tinct.engine.modelfile import graph_metadata
+from tinct.nn.export import (
+    Exported,
+    export_module,
+    onnx_session,
+    read_onnx_metadata,
+    run_onnx,
+)
 
 __all__ = [
     "GRAPH_FORMAT",
@@ -124,10 +131,7 @@ class ColorizerGraph(nn.Module):
             else ""
         )
         meta = {
-            "tinct.format": GRAPH_FORMAT,
-            "tinct.kind": "colorizer",
-            "tinct.source": str(info.get("source", "")),
-            "tinct.config": json.dumps(info.get("config")),
+            **graph_metadata(GRAPH_FORMAT, "colorizer", str(info.get("source", "")), info.get("config")),
             "tinct.network": type(c.net).__name__,
             "tinct.l_cent": repr(float(c.l_cent)),
             "tinct.l_norm": repr(float(c.l_norm)),

@@ -20,7 +20,6 @@ Metadata (ONNX ``metadata_props``, TorchScript ``tinct.json``): ``tinct.format``
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from torch import Tensor, nn
 
 from tinct.constancy.ffcc import FFCC, uv_to_rgb
 from tinct.constancy.ffcc_ensemble import FFCCEnsemble
+from tinct.engine.modelfile import graph_metadata
 from tinct.nn.export import Exported, export_module
 
 __all__ = [
@@ -167,10 +167,7 @@ class IlluminantGraph(nn.Module):
         """The graph's metadata (see the module's description)."""
         cfg = self.task.cfg
         return {
-            "tinct.format": GRAPH_FORMAT,
-            "tinct.kind": "illuminant",
-            "tinct.source": source,
-            "tinct.config": json.dumps(cfg.model_dump(mode="json")),
+            **graph_metadata(GRAPH_FORMAT, "illuminant", source, cfg.model_dump(mode="json")),
             "tinct.estimator": cfg.model.estimator,
             "tinct.inputs": "image (B, 3, H, W): linear camera RGB (black level subtracted), any scale; pixels "
             "to ignore set to 0",

@@ -79,24 +79,6 @@ class FFCCEnsemble(FFCCBase):
         offsets = [(i / shifts, j / shifts) for i in range(shifts) for j in range(shifts)]
         self.members = nn.ModuleList(FFCC(**ffcc, offset=o) for o in offsets)
 
-    # -- settings shared by the members ---------------------------------------------------------------
-    @property
-    def bins(self) -> int:
-        return self.members[0].bins
-
-    @property
-    def bin_size(self) -> float:
-        return self.members[0].bin_size
-
-    @property
-    def channels(self) -> int:
-        return self.members[0].channels
-
-    @property
-    def regularisers(self) -> Tensor:
-        """The four regulariser weights (equal in every member)."""
-        return self.members[0].regularisers
-
     @torch.no_grad()
     def scale_regularisers(self, factor: float) -> None:
         """Multiply every member's regulariser weights by ``factor``."""
@@ -195,7 +177,7 @@ class MemberwiseLBFGS(torch.optim.Optimizer):
             raise ValueError("MemberwiseLBFGS.step needs a closure (L-BFGS re-evaluates the objective)")
         loss = None
         for opt in self.members:
-            loss = opt.step(torch.enable_grad()(closure))
+            loss = opt.step(closure)  # LBFGS.step re-enables gradients for its closure
         return loss
 
     def reset(self) -> None:

@@ -22,7 +22,15 @@ from typing import Any
 from tinct.core.atomic import atomic_torch_save
 from tinct.core.exceptions import ConfigError, RunDirError, some_of
 
-__all__ = ["MODEL_FORMAT", "OnnxModel", "ShippedModel", "export_model", "load_model", "task_from_checkpoint"]
+__all__ = [
+    "MODEL_FORMAT",
+    "OnnxModel",
+    "ShippedModel",
+    "export_model",
+    "graph_metadata",
+    "load_model",
+    "task_from_checkpoint",
+]
 
 MODEL_FORMAT = "tinct-model-v1"
 
@@ -82,6 +90,23 @@ def _build(config: Any, state: Any, source: Path) -> Any:
     return task.eval()
 
 
+def graph_metadata(format: str, kind: str, source: str, config: Any) -> dict[str, str]:
+    """The entries every graph of ``tinct export`` carries first: ``tinct.format``, ``tinct.kind``,
+    ``tinct.source`` and ``tinct.config`` (the run's config as JSON, from which a graph rebuilds its task:
+    :class:`OnnxModel`); each kind adds its own.
+
+    Example:
+        >>> graph_metadata("tinct-x-graph-v1", "x", "run", {"task": "x"})["tinct.config"]
+        '{"task": "x"}'
+    """
+    return {
+        "tinct.format": format,
+        "tinct.kind": kind,
+        "tinct.source": source,
+        "tinct.config": json.dumps(config),
+    }
+
+
 class OnnxModel:
     """A graph of ``tinct export --format onnx`` run by onnxruntime (CPU), in place of its task: ``cfg`` (the
     run's config, from the graph's metadata), ``device``, ``eval()`` / ``to("cpu")``, and a call on one tensor
@@ -94,8 +119,6 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        import json as _json
-
         import torch
 
         from tinct.engine.config import config_from_dict
@@ -108,7 +131,7 @@ class OnnxModel:
             raise RunDirError(
                 f"{path}: an ONNX model without tinct's config in its metadata (not written by tinct export)"
             )
-        self.cfg = config_from_dict(_json.loads(meta["tinct.config"]), source=str(path))
+        self.cfg = config_from_dict(json.loads(meta["tinct.config"]), source=str(path))
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.device = torch.device("cpu")
 

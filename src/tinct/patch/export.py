@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from tinct.core.exceptions import ConfigError
+from tinct.engine.modelfile import graph_metadata
 from tinct.nn.export import Exported, export_module
 
 __all__ = ["GRAPH_FORMAT", "PatchGraph", "export_patch_graph"]
@@ -89,10 +90,7 @@ class PatchGraph(nn.Module):
         """The graph's metadata (see the module's description)."""
         cfg = self.task.cfg
         return {
-            "tinct.format": GRAPH_FORMAT,
-            "tinct.kind": "patch",
-            "tinct.source": source,
-            "tinct.config": json.dumps(cfg.model_dump(mode="json")),
+            **graph_metadata(GRAPH_FORMAT, "patch", source, cfg.model_dump(mode="json")),
             "tinct.cameras": json.dumps(list(cfg.model.cameras)),
             "tinct.image_size": str(self.size),
             "tinct.inputs": f"image (B, 3, {self.size}, {self.size}): sRGB crop in [0, 1]; meta (B, 4) float, "
